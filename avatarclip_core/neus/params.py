@@ -1,0 +1,224 @@
+"""Parameter dataclasses of stages 2 (NeuS init) and 3 (CLIP sculpting + texturing).
+
+Defaults are AvatarCLIP's `examples_small` preset (reference §7.1: SDF 3×128 skip [3], d_out 129; colour
+1×128; 7,000 rays, 30,000 iterations) and, for the init stage, the coarse-shape base model
+`base_models/astrongman.conf` (reference §2.3). Every field is a plain int/float/bool/str/list so presets
+can be written in HOCON; `validate()` raises ValueError naming the field, the bad value and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def _check(cond: bool, name: str, value, fix: str) -> None:
+    if not cond:
+        raise ValueError(f"{name} = {value!r} is invalid: {fix}")
+
+
+@dataclass
+class NeusInitParams:
+    """Network sizes, volume-renderer settings and stage-2 training settings (reference §2).
+
+    Network (reference §2.1; small preset defaults, full preset in brackets):
+        multires: positional-encoding frequencies L of xyz (6 → 39 input dims).
+        sdf_hidden: SDF hidden width (128 [256]). sdf_layers: SDF hidden layers (3 [4]).
+        skip_in: layer indices that re-inject the encoded input (concat, /√2) ([3] [[4]]).
+        sdf_bias: geometric-init sphere radius in metres (0.5). sdf_scale: input scale (1.0).
+        geometric_init / weight_norm: IDR initialisation and weight normalisation (True).
+        color_hidden: colour MLP width (128 [256]). color_layers: colour hidden layers (1 [2]).
+        variance_init: initial v of the variance net, inv_s = exp(10·v) (0.3 → 20.1).
+    Renderer (reference §2.2):
+        n_samples: uniform samples per ray (32). n_importance: importance samples (32).
+        up_sample_steps: hierarchical steps (4; fixed inv_s 64·2^i). perturb: stratified jitter (1.0 on).
+    Training (reference §2.3, `base_models/astrongman.conf`):
+        iterations: steps to run (300000). end_iter: schedule length (300000). warm_up_end: 5000.
+        learning_rate: Adam lr (5e-4). learning_rate_alpha: final lr fraction (0.05).
+        batch_size: random pixels per step (5120). igr_weight: eikonal weight (0.1).
+        mask_weight: silhouette BCE weight (0.5). save_every: checkpoint cadence in steps (10000).
+        val_every: preview cadence (250). chunk: rays per chunk for inference renders (512).
+    Views (reference §1.4): image_size (256), view_distance (2.2 m), fov_deg (60°),
+        view_elevations_deg ([-60 … 40]), view_azimuth_step_deg (20 → 18 azimuths, 108 views).
+    """
+
+    multires: int = 6
+    sdf_hidden: int = 128
+    sdf_layers: int = 3
+    skip_in: list = field(default_factory=lambda: [3])
+    sdf_bias: float = 0.5
+    sdf_scale: float = 1.0
+    geometric_init: bool = True
+    weight_norm: bool = True
+    color_hidden: int = 128
+    color_layers: int = 1
+    variance_init: float = 0.3
+    n_samples: int = 32
+    n_importance: int = 32
+    up_sample_steps: int = 4
+    perturb: float = 1.0
+    iterations: int = 300000
+    end_iter: int = 300000
+    warm_up_end: int = 5000
+    learning_rate: float = 5e-4
+    learning_rate_alpha: float = 0.05
+    batch_size: int = 5120
+    igr_weight: float = 0.1
+    mask_weight: float = 0.5
+    save_every: int = 10000
+    val_every: int = 250
+    chunk: int = 512
+    image_size: int = 256
+    view_distance: float = 2.2
+    fov_deg: float = 60.0
+    view_elevations_deg: list = field(default_factory=lambda: [-60.0, -40.0, -20.0, 0.0, 20.0, 40.0])
+    view_azimuth_step_deg: float = 20.0
+
+    @property
+    def sdf_out(self) -> int:
+        """SDF net output size: 1 SDF + feature (= sdf_hidden): 129 small, 257 full."""
+        return 1 + self.sdf_hidden
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NeusInitParams":
+        """Build from a dict (e.g. a HOCON section); unknown keys raise ValueError."""
+        return _from_dict(cls, d)
+
+    def validate(self) -> "NeusInitParams":
+        """Raise ValueError naming the first bad field; return self when all are valid."""
+        for name in ("multires",):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name,
+                   getattr(self, name), "use an integer ≥ 0 (6 in AvatarCLIP)")
+        for name in ("sdf_hidden", "sdf_layers", "color_hidden", "color_layers", "n_samples", "batch_size",
+                     "iterations", "end_iter", "save_every", "val_every", "chunk", "image_size"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, name, v, "use a positive integer")
+        _check(isinstance(self.skip_in, (list, tuple)) and all(isinstance(i, int) and 1 <= i <= self.sdf_layers
+                                                               for i in self.skip_in),
+               "skip_in", self.skip_in, f"use a list of layer indices in [1, sdf_layers={self.sdf_layers}]")
+        for i in self.skip_in:
+            if i < self.sdf_layers:
+                _check(self.sdf_hidden > 3 + 6 * self.multires, "sdf_hidden", self.sdf_hidden,
+                       "must exceed the encoded input size for a hidden skip layer")
+        _check(self.sdf_bias > 0, "sdf_bias", self.sdf_bias, "use a positive sphere radius (0.5)")
+        _check(self.sdf_scale > 0, "sdf_scale", self.sdf_scale, "use a positive scale (1.0)")
+        _check(isinstance(self.n_importance, int) and self.n_importance >= 0, "n_importance", self.n_importance,
+               "use an integer ≥ 0")
+        _check(isinstance(self.up_sample_steps, int) and self.up_sample_steps >= 0, "up_sample_steps",
+               self.up_sample_steps, "use an integer ≥ 0")
+        if self.n_importance > 0:
+            _check(self.up_sample_steps >= 1 and self.n_importance % self.up_sample_steps == 0, "n_importance",
+                   self.n_importance, f"must be a multiple of up_sample_steps={self.up_sample_steps}")
+        _check(self.perturb >= 0, "perturb", self.perturb, "use 0 (off) or 1 (on)")
+        _check(0 <= self.warm_up_end < self.end_iter, "warm_up_end", self.warm_up_end,
+               f"use a value in [0, end_iter={self.end_iter})")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "use a positive learning rate")
+        _check(0 <= self.learning_rate_alpha <= 1, "learning_rate_alpha", self.learning_rate_alpha,
+               "use a fraction in [0, 1]")
+        for name in ("igr_weight", "mask_weight"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), "use a weight ≥ 0")
+        _check(self.view_distance > 1.0, "view_distance", self.view_distance,
+               "cameras must sit outside the unit sphere (> 1 m)")
+        _check(0 < self.fov_deg < 180, "fov_deg", self.fov_deg, "use a FoV in (0, 180) degrees")
+        _check(len(self.view_elevations_deg) > 0, "view_elevations_deg", self.view_elevations_deg,
+               "give at least one elevation")
+        _check(0 < self.view_azimuth_step_deg <= 360, "view_azimuth_step_deg", self.view_azimuth_step_deg,
+               "use a step in (0, 360] degrees")
+        return self
+
+
+@dataclass
+class TextureParams:
+    """Stage-3 settings (reference §3; `examples_small/example.conf` defaults).
+
+    Schedule (§3.9): iterations 30000 (hard stop; the reference breaks at 30010 but the small config never
+        reaches it), end_iter 30000 (cosine length), warm_up_end 500, learning_rate 5e-4,
+        learning_rate_alpha 0.05. val_every 100 (validation PNG), save_every 1000 (checkpoint).
+    Rays (§3.4): max_ray_num 7000 (12544 in full), image_size 256 (GT render side in px),
+        dilation 10 (3×3 dilation iterations of the silhouette), use_silhouettes True.
+    Loss (§3.8): igr_weight 0.1, mask_weight 1.0, clip_weight 1.0.
+    Ablation switches (§3.10): use_bg_aug, add_no_texture, texture_cast_light, use_face_prompt,
+        use_back_prompt (all True = the full method).
+    Cameras (§3.3): fov_deg 60, body_distance_min/max 1/2 m, polar_std_deg 60 (π/3), at_std 0.1 m,
+        at_clip 0.3 m, face_distance 0.4 m, face_polar_std_deg 15 (π/12); head_height / face_z: the
+        face look-at point (0, head_height, face_z) in the avatar frame — None = derived from the body
+        (reference frame: 0.7 and 0.3; our avatar frame differs, DESIGN §3).
+    Shading (§3.6): light_jitter_deg 45, ambient_max 0.2. Validation camera: val_distance 2.0,
+        val_elevation_deg 20 (reference camera 58 = front, slightly above). chunk: rays per inference chunk.
+    """
+
+    iterations: int = 30000
+    end_iter: int = 30000
+    warm_up_end: int = 500
+    learning_rate: float = 5e-4
+    learning_rate_alpha: float = 0.05
+    max_ray_num: int = 7000
+    image_size: int = 256
+    dilation: int = 10
+    use_silhouettes: bool = True
+    igr_weight: float = 0.1
+    mask_weight: float = 1.0
+    clip_weight: float = 1.0
+    use_bg_aug: bool = True
+    add_no_texture: bool = True
+    texture_cast_light: bool = True
+    use_face_prompt: bool = True
+    use_back_prompt: bool = True
+    fov_deg: float = 60.0
+    body_distance_min: float = 1.0
+    body_distance_max: float = 2.0
+    polar_std_deg: float = 60.0
+    at_std: float = 0.1
+    at_clip: float = 0.3
+    face_distance: float = 0.4
+    face_polar_std_deg: float = 15.0
+    head_height: float | None = None
+    face_z: float | None = None
+    light_jitter_deg: float = 45.0
+    ambient_max: float = 0.2
+    val_every: int = 100
+    save_every: int = 1000
+    val_distance: float = 2.0
+    val_elevation_deg: float = 20.0
+    chunk: int = 512
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TextureParams":
+        """Build from a dict (e.g. a HOCON section); unknown keys raise ValueError."""
+        return _from_dict(cls, d)
+
+    def validate(self) -> "TextureParams":
+        """Raise ValueError naming the first bad field; return self when all are valid."""
+        for name in ("iterations", "end_iter", "max_ray_num", "image_size", "val_every", "save_every", "chunk"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, name, v, "use a positive integer")
+        _check(isinstance(self.dilation, int) and self.dilation >= 0, "dilation", self.dilation,
+               "use an integer ≥ 0 (10 in AvatarCLIP)")
+        _check(0 <= self.warm_up_end < self.end_iter, "warm_up_end", self.warm_up_end,
+               f"use a value in [0, end_iter={self.end_iter})")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "use a positive learning rate")
+        _check(0 <= self.learning_rate_alpha <= 1, "learning_rate_alpha", self.learning_rate_alpha,
+               "use a fraction in [0, 1]")
+        for name in ("igr_weight", "mask_weight", "clip_weight", "at_std", "at_clip", "ambient_max",
+                     "polar_std_deg", "face_polar_std_deg", "light_jitter_deg"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), "use a value ≥ 0")
+        _check(0 < self.body_distance_min <= self.body_distance_max, "body_distance_min", self.body_distance_min,
+               f"use 0 < body_distance_min ≤ body_distance_max={self.body_distance_max}")
+        _check(self.face_distance > 0, "face_distance", self.face_distance, "use a positive distance")
+        _check(0 < self.fov_deg < 180, "fov_deg", self.fov_deg, "use a FoV in (0, 180) degrees")
+        _check(self.ambient_max <= 1, "ambient_max", self.ambient_max, "use a fraction in [0, 1]")
+        _check(self.val_distance > 0, "val_distance", self.val_distance, "use a positive distance")
+        return self
+
+
+def _from_dict(cls, d: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; valid keys are {sorted(names)}")
+    return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()})
