@@ -147,25 +147,47 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> tuple[trimesh.Trimesh,
     return out, nearest.astype(np.int64)
 
 
+def decimate_rigged(avatar: RiggedAvatar, target_faces: int) -> RiggedAvatar:
+    """A lighter copy of a rigged avatar for rendering: the rest mesh decimated to about `target_faces` faces
+    (see `decimate`), each new vertex taking the weights and colour of the nearest original rest vertex.
+
+    Returns `avatar` itself when it already has ≤ `target_faces` faces.
+    """
+    if avatar.faces.shape[0] <= target_faces:
+        return avatar
+    mesh = avatar.to_trimesh()
+    dec, nearest = decimate(mesh, target_faces)
+    idx = torch.from_numpy(nearest)
+    return RiggedAvatar(torch.from_numpy(np.asarray(dec.vertices, dtype=np.float32)),
+                        torch.from_numpy(np.asarray(dec.faces, dtype=np.int64)),
+                        avatar.vertex_colors[idx], avatar.weights[idx], avatar.rest_joints,
+                        None if avatar.source_index is None else avatar.source_index[idx],
+                        None if avatar.body_distance is None else avatar.body_distance[idx])
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Weight transfer
 
 
 def _surface_samples(body_vertices: np.ndarray, body_faces: np.ndarray, spacing: float):
-    """Points on every triangle on a barycentric grid with ~`spacing` metres between points (vertices included).
+    """Points on every triangle on a barycentric grid with ≤ ~`spacing` metres between neighbours (corners
+    included). Each triangle gets its own grid density from its longest edge (1…12 subdivisions).
 
     Returns (points (S, 3), face id (S,)).
     """
     tri = body_vertices[body_faces]  # (F, 3, 3)
-    longest = np.linalg.norm(tri - tri[:, [1, 2, 0]], axis=-1).max()
-    n = int(np.clip(np.ceil(longest / max(spacing, 1e-6)), 1, 12))
-    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    keep = (i + j) <= n
-    a, b = i[keep] / n, j[keep] / n
-    bary = np.stack([1 - a - b, a, b], -1)  # (K, 3)
-    pts = np.einsum("kc,fcd->fkd", bary, tri).reshape(-1, 3)
-    fid = np.repeat(np.arange(len(body_faces)), len(bary))
-    return pts, fid
+    longest = np.linalg.norm(tri - tri[:, [1, 2, 0]], axis=-1).max(1)
+    subdiv = np.clip(np.ceil(longest / max(spacing, 1e-6)), 1, 12).astype(np.int64)
+    points, face_ids = [], []
+    for n in np.unique(subdiv):
+        fids = np.nonzero(subdiv == n)[0]
+        i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+        keep = (i + j) <= n
+        a, b = i[keep] / n, j[keep] / n
+        bary = np.stack([1 - a - b, a, b], -1)  # (K, 3)
+        points.append(np.einsum("kc,fcd->fkd", bary, tri[fids]).reshape(-1, 3))
+        face_ids.append(np.repeat(fids, len(bary)))
+    return np.concatenate(points), np.concatenate(face_ids)
 
 
 def closest_body_points(points: np.ndarray, body_vertices: np.ndarray, body_faces: np.ndarray,

@@ -26,6 +26,11 @@ class NeusInitParams:
         skip_in: layer indices that re-inject the encoded input (concat, /√2) ([3] [[4]]).
         sdf_bias: geometric-init sphere radius in metres (0.5). sdf_scale: input scale (1.0).
         geometric_init / weight_norm: IDR initialisation and weight normalisation (True).
+        geometric_init_skip_fix: when the skip layer is the output layer (AvatarCLIP's configs) zero its
+            re-injected encoding columns so the init really is a sphere of radius sdf_bias (True; False =
+            the reference code literally, whose init is not a sphere: SDF(0) ≈ +1.6).
+        sphere_init_steps: Adam steps fitting f to |x| − sdf_bias after the geometric init (100), so the
+            zero level set is a sphere of radius 0.5 ± 0.02 (IDR init alone: ± 0.05–0.1); 0 = pure IDR init.
         color_hidden: colour MLP width (128 [256]). color_layers: colour hidden layers (1 [2]).
         variance_init: initial v of the variance net, inv_s = exp(10·v) (0.3 → 20.1).
     Renderer (reference §2.2):
@@ -48,6 +53,8 @@ class NeusInitParams:
     sdf_bias: float = 0.5
     sdf_scale: float = 1.0
     geometric_init: bool = True
+    geometric_init_skip_fix: bool = True
+    sphere_init_steps: int = 100
     weight_norm: bool = True
     color_hidden: int = 128
     color_layers: int = 1
@@ -98,10 +105,11 @@ class NeusInitParams:
         _check(isinstance(self.skip_in, (list, tuple)) and all(isinstance(i, int) and 1 <= i <= self.sdf_layers
                                                                for i in self.skip_in),
                "skip_in", self.skip_in, f"use a list of layer indices in [1, sdf_layers={self.sdf_layers}]")
-        for i in self.skip_in:
-            if i < self.sdf_layers:
-                _check(self.sdf_hidden > 3 + 6 * self.multires, "sdf_hidden", self.sdf_hidden,
-                       "must exceed the encoded input size for a hidden skip layer")
+        if self.skip_in:
+            _check(self.sdf_hidden > 3 + 6 * self.multires, "sdf_hidden", self.sdf_hidden,
+                   f"must exceed the encoded input size 3 + 6·multires = {3 + 6 * self.multires} when skip_in is used")
+        _check(isinstance(self.sphere_init_steps, int) and self.sphere_init_steps >= 0, "sphere_init_steps",
+               self.sphere_init_steps, "use an integer ≥ 0 (0 disables the sphere fit)")
         _check(self.sdf_bias > 0, "sdf_bias", self.sdf_bias, "use a positive sphere radius (0.5)")
         _check(self.sdf_scale > 0, "sdf_scale", self.sdf_scale, "use a positive scale (1.0)")
         _check(isinstance(self.n_importance, int) and self.n_importance >= 0, "n_importance", self.n_importance,
@@ -183,6 +191,7 @@ class TextureParams:
     val_distance: float = 2.0
     val_elevation_deg: float = 20.0
     chunk: int = 512
+    mesh_resolution: int = 256
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -197,6 +206,8 @@ class TextureParams:
         for name in ("iterations", "end_iter", "max_ray_num", "image_size", "val_every", "save_every", "chunk"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 1, name, v, "use a positive integer")
+        _check(isinstance(self.mesh_resolution, int) and self.mesh_resolution >= 16, "mesh_resolution",
+               self.mesh_resolution, "use marching-cubes samples per axis ≥ 16 (256 small, 512 full)")
         _check(isinstance(self.dilation, int) and self.dilation >= 0, "dilation", self.dilation,
                "use an integer ≥ 0 (10 in AvatarCLIP)")
         _check(0 <= self.warm_up_end < self.end_iter, "warm_up_end", self.warm_up_end,

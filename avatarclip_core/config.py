@@ -1,0 +1,244 @@
+"""Configuration: HOCON presets (`confs/*.conf`, parsed with pyhocon), overrides, and validation before any work.
+
+A configuration has a `run` section (body model, device, seed, CLIP model), a `prompts` section (shape,
+appearance, motion) and one section per stage whose keys are exactly the fields of that stage's parameter
+dataclass. `load_config` merges preset ← overrides ← prompts, checks every key, type and range, and returns a
+`Config` whose `.params(section)` gives the dataclass. Errors name the key, the value and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "confs"
+PRESETS = ("tiny", "small", "full", "fast")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range (the message says how to fix it)."""
+
+
+@dataclass
+class RunParams:
+    """Run-wide settings.
+
+    body: "anny" (open, default) or "smpl" (needs the licensed files in smpl_models/).
+    device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    seed: integer seed of every random choice.
+    clip_model: an open_clip model name ("ViT-B-32"), a local checkpoint path, "tiny" (a random-init tiny CLIP for
+        tests/demos, no download) or "oracle:color" / "oracle:size" / "oracle:pose" (test encoders, DESIGN §4).
+    clip_pretrained: open_clip pretrained tag for a model name ("openai" = the weights AvatarCLIP used).
+    clip_cache: folder of downloaded weights ("" = ~/.cache/avatarclip/clip or $AVATARCLIP_CACHE).
+    """
+
+    body: str = "anny"
+    device: str = "auto"
+    seed: int = 0
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "openai"
+    clip_cache: str = ""
+
+    def validate(self):
+        if self.body not in ("anny", "smpl"):
+            raise ConfigError(f"run.body = {self.body!r} is not a body model; use 'anny' (default) or 'smpl'")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"run.device = {self.device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        if self.seed < 0:
+            raise ConfigError(f"run.seed = {self.seed} must be ≥ 0")
+        if not self.clip_model.strip():
+            raise ConfigError("run.clip_model is empty; use 'ViT-B-32', a checkpoint path or 'tiny'")
+
+
+@dataclass
+class PromptParams:
+    """The three prompts: body shape ("a tall and skinny person"), appearance ("a female soldier"), motion
+    ("arguing"). Stages check only the prompts they use."""
+
+    shape: str = ""
+    appearance: str = ""
+    motion: str = ""
+
+    def validate(self):
+        pass
+
+    def require(self, name: str) -> str:
+        value = getattr(self, name)
+        if not isinstance(value, str) or not value.strip():
+            example = _PROMPT_EXAMPLES[name]
+            raise ConfigError(f"prompts.{name} is empty ({value!r}); describe the {name}, e.g. "
+                              f"--{name} {example!r} on the command line or prompts.{name} = \"{example}\"")
+        return value.strip()
+
+
+_PROMPT_EXAMPLES = {"shape": "a tall and skinny person", "appearance": "a female soldier", "motion": "arguing"}
+
+
+# Section name → "module:Class" of its parameter dataclass (imported lazily: stages own their parameters).
+SECTIONS: dict[str, str] = {
+    "run": "avatarclip_core.config:RunParams",
+    "prompts": "avatarclip_core.config:PromptParams",
+    "shape": "avatarclip_core.shape.search:ShapeParams",
+    "neus_init": "avatarclip_core.neus:NeusInitParams",
+    "texture": "avatarclip_core.neus:TextureParams",
+    "poses": "avatarclip_core.motion:PoseParams",
+    "motion": "avatarclip_core.motion:MotionParams",
+    "video": "avatarclip_core.animate:VideoParams",
+}
+
+
+def _dataclass_for(section: str):
+    module, name = SECTIONS[section].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _coerce(section: str, key: str, value, annotation):
+    """Check/convert one value to the field's type; raise ConfigError naming the key otherwise."""
+    origin = typing.get_origin(annotation)
+    where = f"{section}.{key}"
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} = {value!r} must be true or false")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where} = {value!r} must be an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} = {value!r} must be a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} = {value!r} must be a string (quote it)")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r} must be a list, e.g. [1, 2, 3]")
+        (inner,) = set(typing.get_args(annotation)) - {Ellipsis} or {float}
+        out = [_coerce(section, f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    return value
+
+
+def build_params(section: str, values: dict):
+    """Instantiate a section's dataclass from a plain dict, checking keys and types, then `validate()`."""
+    cls = _dataclass_for(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key {section}.{key} (value {value!r}); valid keys of '{section}': "
+                              f"{', '.join(sorted(fields))}")
+        kwargs[key] = _coerce(section, key, value, hints[key])
+    params = cls(**kwargs)
+    try:
+        params.validate()
+    except ConfigError:
+        raise
+    except ValueError as err:  # stage dataclasses raise ValueError; re-raise with the section named
+        raise ConfigError(f"[{section}] {err}") from None
+    return params
+
+
+def _plain(tree) -> dict:
+    return json.loads(HOCONConverter.to_json(tree)) if isinstance(tree, ConfigTree) else dict(tree)
+
+
+@dataclass
+class Config:
+    """A validated configuration. `tree` is the merged pyhocon tree; `params(section)` the dataclass."""
+
+    tree: ConfigTree
+    preset: str
+    sections: dict = field(default_factory=dict)
+
+    def params(self, section: str):
+        return self.sections[section]
+
+    @property
+    def run(self) -> RunParams:
+        return self.sections["run"]
+
+    @property
+    def prompts(self) -> PromptParams:
+        return self.sections["prompts"]
+
+    def as_dict(self) -> dict:
+        # A JSON round trip turns tuples into lists so the HOCON writer emits valid arrays.
+        return json.loads(json.dumps({"preset": self.preset,
+                                      **{s: dataclasses.asdict(p) for s, p in self.sections.items()}}))
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named sections' resolved values (used to detect changed stage inputs)."""
+        blob = json.dumps({s: dataclasses.asdict(self.sections[s]) for s in sections}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_hocon(self) -> str:
+        """The resolved configuration as HOCON text (written to exp/<run>/run.conf)."""
+        return f"# preset: {self.preset}\n" + HOCONConverter.to_hocon(ConfigFactory.from_dict(self.as_dict()))
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'texture.iterations=200' → ('texture.iterations', 200); the value is parsed as HOCON (numbers, booleans,
+    lists, quoted or bare strings). Raises ConfigError on text without '='."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. texture.iterations=200")
+    key, value = text.split("=", 1)
+    value = value.strip() or '""'
+    parsed = ConfigFactory.parse_string(f"v = {value}")["v"]
+    return key.strip(), _plain(parsed) if isinstance(parsed, ConfigTree) else parsed
+
+
+def load_config(preset: str = "small", overrides: dict | None = None, prompts: dict | None = None,
+                conf_path: str | Path | None = None) -> Config:
+    """Load a preset, apply overrides and prompts, validate everything.
+
+    Args:
+        preset: one of PRESETS (a file confs/<preset>.conf), ignored when `conf_path` is given.
+        overrides: {"section.key": value} (values of the field's type) or {"section": {key: value}}.
+        prompts: {"shape": …, "appearance": …, "motion": …}; empty values are allowed here and checked by the
+            stages that use them.
+        conf_path: an explicit HOCON file (e.g. a copied run.conf or one of confs/examples/).
+    Raises:
+        ConfigError: unknown preset, unknown key, wrong type or out-of-range value (message names key and fix).
+    """
+    if conf_path is None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)} "
+                              f"(files in {CONF_DIR}) or pass a .conf file path")
+        conf_path = CONF_DIR / f"{preset}.conf"
+    conf_path = Path(conf_path)
+    if not conf_path.is_file():
+        raise ConfigError(f"configuration file {conf_path} does not exist")
+    tree = ConfigFactory.parse_file(str(conf_path))
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                tree.put(f"{key}.{k}", v)
+        else:
+            tree.put(key, value)
+    for key, value in (prompts or {}).items():
+        if value is not None:
+            tree.put(f"prompts.{key}", value)
+    data = _plain(tree)
+    for name in data:
+        if name not in SECTIONS and name != "preset":
+            raise ConfigError(f"unknown section {name!r} in the configuration; valid sections: "
+                              f"{', '.join(SECTIONS)}")
+    sections = {}
+    for name in SECTIONS:
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"section {name!r} must be an object {{ … }}, got {values!r}")
+        sections[name] = build_params(name, values)
+    return Config(tree=tree, preset=str(data.get("preset", preset)), sections=sections)

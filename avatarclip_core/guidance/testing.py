@@ -1,0 +1,389 @@
+"""Encoders for tests and CPU smoke runs without CLIP weights (DESIGN §4).
+
+* `make_tiny_clip(path)`: a tiny, random-init open_clip CLIP (ViT image tower + transformer text tower, the
+  same architecture family as ViT-B-32, real open_clip tokenizer) written to disk and loaded with
+  ``load_clip(path)`` through the same code path as real checkpoints. It has no semantics; it exercises the
+  plumbing (shapes, devices, gradients, files).
+* Oracle encoders with known, differentiable semantics behind the `encode_image(images, alpha)` /
+  `encode_text(texts)` interface: `ColorOracle` (colour words ↔ mean foreground colour), `SizeOracle`
+  ("tall", "short", "fat", "thin" ↔ silhouette height and bulk), `PoseOracle` ("raising both arms",
+  "walking", "squatting" ↔ silhouette elongation and leg spread). Tests assert that optimisers move toward
+  the prompt under an oracle; they say nothing about real CLIP quality.
+
+Shared construction of the Size/Pose oracles: the image embedding is ``normalize([f_1, …, f_k, 1])`` where
+each f is a dimensionless silhouette feature that is 0 for a typical standing adult; the text embedding is
+``normalize([T·s_1, …, T·s_k, 1])`` with s = +1 / −1 / 0 per feature named by a keyword in the prompt and
+T = `text_gain` (10). A prompt with no keyword embeds to the neutral vector ``(0, …, 0, 1)``. Because T is
+large, ``cos(image, text)`` and AvatarCLIP's offset score (reference §1.3 step 5) both increase monotonically
+as a feature moves in the named direction over the whole range a silhouette in the frame can reach.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .clip_model import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, TINY_CLIP_FORMAT
+
+__all__ = [
+    "TINY_CLIP_CONFIG", "make_tiny_clip", "silhouette_stats", "foreground_from_border",
+    "ColorOracle", "SizeOracle", "PoseOracle", "COLOR_WORDS", "stick_figure_alpha",
+]
+
+#: open_clip model config of the tiny CLIP: ViT (64 px, 16 px patches, width 32, 1 layer) + 1-layer text
+#: transformer (width 8, context 32, the full 49,408-token open_clip vocabulary), 16-d joint embedding.
+TINY_CLIP_CONFIG = {
+    "embed_dim": 16,
+    "quick_gelu": False,
+    "vision_cfg": {"image_size": 64, "patch_size": 16, "width": 32, "head_width": 16, "layers": 1, "mlp_ratio": 2.0},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1, "mlp_ratio": 2.0},
+}
+
+
+def make_tiny_clip(path: str | os.PathLike, seed: int = 0) -> str:
+    """Write a tiny random-init open_clip CLIP checkpoint to `path` and return `path` (as str).
+
+    The model is built by ``open_clip.create_model("ViT-B-32", pretrained=None, **TINY_CLIP_CONFIG)`` under
+    ``torch.manual_seed(seed)`` (the global RNG state is restored afterwards); floating-point weights are stored
+    in float16 (≈1 MB, mostly the 49,408×8 token embedding). The file is a dict
+    ``{"state_dict": …, "avatarclip_tiny_clip": {"arch", "model_cfg", "preprocess_cfg", "seed"}}`` written
+    atomically; `load_clip(path)` or `load_clip("tiny:" + path)` reads it through open_clip's checkpoint loader.
+    The same seed gives identical weights.
+    """
+    import open_clip
+
+    from ..io import atomic_save_torch
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly" — that is the point here
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = open_clip.create_model("ViT-B-32", pretrained=None, device="cpu", **TINY_CLIP_CONFIG)
+    finally:
+        logging.disable(previous)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    meta = {"arch": "ViT-B-32", "model_cfg": TINY_CLIP_CONFIG, "seed": int(seed),
+            "preprocess_cfg": {"mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD)}}
+    atomic_save_torch({"state_dict": state, TINY_CLIP_FORMAT: meta}, path)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# silhouette statistics
+def _check_images(images: torch.Tensor, alpha: torch.Tensor | None, who: str) -> None:
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] != 3:
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"{who}.encode_image: images must be (B, H, W, 3) in [0, 1], got {shape}")
+    if alpha is not None and (not torch.is_tensor(alpha) or tuple(alpha.shape) != tuple(images.shape[:3])):
+        shape = tuple(alpha.shape) if torch.is_tensor(alpha) else type(alpha).__name__
+        raise ValueError(f"{who}.encode_image: alpha must be (B, H, W) = {tuple(images.shape[:3])}, got {shape}")
+
+
+def foreground_from_border(images: torch.Tensor, sigma: float = 0.05) -> torch.Tensor:
+    """Soft foreground mask when no alpha is given: ``1 - exp(-|rgb - bg|² / σ²)`` with bg the per-image
+    median colour of the 1-pixel border (detached). images (B, H, W, 3) → (B, H, W) in [0, 1]."""
+    border = torch.cat([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], dim=1)  # (B, 2H+2W, 3)
+    bg = border.detach().median(dim=1).values[:, None, None, :]
+    return 1.0 - torch.exp(-((images - bg) ** 2).sum(-1) / sigma**2)
+
+
+def silhouette_stats(alpha: torch.Tensor, tau: float = 1.0) -> dict[str, torch.Tensor]:
+    """Differentiable statistics of soft silhouettes.
+
+    Args:
+        alpha: (B, H, W) coverage in [0, 1] (row 0 = top of the image).
+        tau: softness, in pixels of mass, of the "row/column has mass" indicator ``tanh(mass / tau)``.
+    Returns dict of (B,) tensors:
+        ``rows``/``cols``: soft number of rows/columns containing foreground (silhouette height/width, px);
+        ``height``/``width``: rows / H, cols / W; ``area``: mean alpha (fraction of the frame);
+        ``area_px``: Σ alpha (px²); ``cy``, ``sy``: alpha-weighted mean / std of the row coordinate (px);
+        ``leg_spread``: alpha-weighted std of the column coordinate over the rows below ``cy + sy`` (about
+        knee height for a standing body, below hanging hands; soft, sigmoid of width 2 px), divided by
+        ``rows`` (dimensionless).
+    """
+    b, h, w = alpha.shape
+    a = alpha.float().clamp(0, 1)
+    rows = torch.tanh(a.sum(2) / tau).sum(1)
+    cols = torch.tanh(a.sum(1) / tau).sum(1)
+    mass = a.sum((1, 2)) + 1e-6
+    y = torch.arange(h, device=a.device, dtype=a.dtype) + 0.5
+    x = torch.arange(w, device=a.device, dtype=a.dtype) + 0.5
+    row_mass = a.sum(2)
+    cy = (row_mass * y).sum(1) / mass
+    sy = ((row_mass * (y - cy[:, None]) ** 2).sum(1) / mass).clamp_min(1e-8).sqrt()
+    below = torch.sigmoid((y[None] - (cy + sy)[:, None]) / 2.0)  # (B, H): 1 from about the knees down
+    wb = a * below[:, :, None]
+    mb = wb.sum((1, 2)) + 1e-6
+    xb = (wb * x).sum((1, 2)) / mb
+    sxb = ((wb * (x - xb[:, None, None]) ** 2).sum((1, 2)) / mb).clamp_min(1e-8).sqrt()
+    return {"rows": rows, "cols": cols, "height": rows / h, "width": cols / w, "area": a.mean((1, 2)),
+            "area_px": mass, "cy": cy, "sy": sy, "leg_spread": sxb / rows.clamp_min(1.0)}
+
+
+def _has(text: str, pattern: str) -> bool:
+    return re.search(pattern, text) is not None
+
+
+class _KeywordOracle:
+    """Base: image features → normalize([features, 1]); prompt keywords → normalize([T·signs, 1])."""
+
+    #: feature index → (positive-keyword regex, negative-keyword regex or None)
+    keywords: Sequence[tuple[str, str | None]] = ()
+    feature_names: Sequence[str] = ()
+
+    def __init__(self, text_gain: float = 10.0, device: str | torch.device = "cpu"):
+        self.text_gain = float(text_gain)
+        self.device = torch.device(device)
+        self.embed_dim = len(self.feature_names) + 1
+        self.image_size = None
+
+    def text_signs(self, text: str) -> list[float]:
+        """Per-feature sign (+1, −1, 0) that the prompt's keywords ask for (lower-cased word match)."""
+        t = text.lower()
+        signs = []
+        for pos, neg in self.keywords:
+            s = (1.0 if _has(t, pos) else 0.0) - (1.0 if neg and _has(t, neg) else 0.0)
+            signs.append(s)
+        return signs
+
+    def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Prompts (full template sentences) → (B, D) unit vectors ``normalize([T·signs, 1])`` (float32)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise ValueError(f"{self.name}.encode_text needs a non-empty list of non-empty strings, got {texts!r}")
+        rows = [[self.text_gain * s for s in self.text_signs(t)] + [1.0] for t in texts]
+        return F.normalize(torch.tensor(rows, dtype=torch.float32, device=self.device), dim=-1)
+
+    def features(self, images: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover
+        """(B, H, W, 3) images, optional (B, H, W) alpha → (B, D − 1) dimensionless features."""
+        raise NotImplementedError
+
+    def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, 3) images (+ optional (B, H, W) alpha) → (B, D) unit vectors ``normalize([features, 1])``,
+        differentiable w.r.t. images and alpha. Raises ValueError on bad shapes."""
+        _check_images(images, alpha, self.name)
+        f = self.features(images, alpha)
+        return F.normalize(torch.cat([f, torch.ones_like(f[:, :1])], dim=-1), dim=-1)
+
+    def __call__(self, images, alpha=None):
+        return self.encode_image(images, alpha)
+
+    def to(self, device):
+        """Set the device of text embeddings (image embeddings follow the images); returns self."""
+        self.device = torch.device(device)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(embed_dim={self.embed_dim})"
+
+
+# ----------------------------------------------------------------------------------------------------------
+#: colour words understood by `ColorOracle` → RGB in [0, 1]
+COLOR_WORDS = {
+    "red": (1.0, 0.0, 0.0), "green": (0.0, 0.8, 0.0), "blue": (0.0, 0.0, 1.0), "yellow": (1.0, 1.0, 0.0),
+    "cyan": (0.0, 1.0, 1.0), "magenta": (1.0, 0.0, 1.0), "purple": (0.5, 0.0, 0.5), "orange": (1.0, 0.5, 0.0),
+    "pink": (1.0, 0.6, 0.75), "brown": (0.55, 0.3, 0.1), "white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0),
+    "grey": (0.5, 0.5, 0.5), "gray": (0.5, 0.5, 0.5), "golden": (0.85, 0.65, 0.1), "gold": (0.85, 0.65, 0.1),
+    "silver": (0.75, 0.75, 0.75),
+}
+
+
+class ColorOracle:
+    """Colour oracle: colour words in the prompt ↔ the mean foreground colour of the image.
+
+    Image: c = alpha-weighted mean RGB of the image (plain mean over all pixels when alpha is None).
+    Text: c = mean RGB of the `COLOR_WORDS` found in the prompt (whole words, lower-cased); no colour word →
+    mid grey (0.5, 0.5, 0.5), i.e. the neutral vector (0, …, 0, 1).
+    Both map through the same affine feature map
+    ``φ(c) = [c − 0.5, 2·(c − mean(c)), luma(c) − 0.5, 0.3]`` (D = 8; chroma and luma terms make hue count),
+    embedding = normalize(φ(c)). Since φ is affine, blending the foreground linearly toward a prompt's colour
+    moves φ along a straight segment to the text vector, so cos(image, text) rises monotonically
+    (e.g. redder foreground → higher cosine with "red").
+    """
+
+    name = "color-oracle"
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.embed_dim = 8
+        self.image_size = None
+
+    @staticmethod
+    def _phi(c: torch.Tensor) -> torch.Tensor:
+        luma = (c * torch.tensor([0.299, 0.587, 0.114], dtype=c.dtype, device=c.device)).sum(-1, keepdim=True)
+        chroma = 2.0 * (c - c.mean(-1, keepdim=True))
+        return torch.cat([c - 0.5, chroma, luma - 0.5, torch.full_like(luma, 0.3)], dim=-1)
+
+    def text_color(self, text: str) -> tuple[float, float, float]:
+        """Mean RGB of the colour words in `text` (grey if none)."""
+        found = [rgb for w, rgb in COLOR_WORDS.items() if re.search(rf"\b{w}\b", text.lower())]
+        if not found:
+            return (0.5, 0.5, 0.5)
+        return tuple(sum(c[i] for c in found) / len(found) for i in range(3))
+
+    def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Prompts → (B, 8) unit vectors normalize(φ(text colour)), float32."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise ValueError(f"{self.name}.encode_text needs a non-empty list of non-empty strings, got {texts!r}")
+        c = torch.tensor([self.text_color(t) for t in texts], dtype=torch.float32, device=self.device)
+        return F.normalize(self._phi(c), dim=-1)
+
+    def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, 3) images in [0, 1] (+ optional (B, H, W) alpha) → (B, 8) unit vectors
+        normalize(φ(mean foreground colour)); differentiable w.r.t. images and alpha."""
+        _check_images(images, alpha, self.name)
+        if alpha is None:
+            c = images.float().mean((1, 2))
+        else:
+            w = alpha.float()[..., None]
+            c = (images.float() * w).sum((1, 2)) / (w.sum((1, 2)) + 1e-6)
+        return F.normalize(self._phi(c), dim=-1)
+
+    def __call__(self, images, alpha=None):
+        return self.encode_image(images, alpha)
+
+    def to(self, device):
+        """Set the device of text embeddings (image embeddings follow the images); returns self."""
+        self.device = torch.device(device)
+        return self
+
+    def __repr__(self) -> str:
+        return "ColorOracle(embed_dim=8)"
+
+
+class SizeOracle(_KeywordOracle):
+    """Size oracle: body-size words ↔ silhouette height and bulk (D = 3: height, bulk, bias).
+
+    Features (from alpha; from `foreground_from_border` when alpha is None), see `silhouette_stats`:
+      * height: ``rows / H / height_ref − 1`` — soft fraction of image rows containing foreground,
+        relative to `height_ref` (0.5 of the frame);
+      * bulk:   ``(area_px / rows²) / bulk_ref − 1`` — a 2-D "body-mass index": silhouette area over its height
+        squared (scale-free; ≈ 0.19 for a standing adult, `bulk_ref` = 0.2).
+    Keywords: height + "tall/taller/tallest/giant", − "short/shorter/small/little/tiny/dwarf";
+    bulk + "fat/big/strong/muscular/heavy/overweight/chubby/obese/bulky/stocky/broad",
+    − "thin/skinny/slim/slender/lean/skinny/petite". At a fixed camera, a taller body scores higher for "tall"
+    under both cos and `offset_score` as long as the silhouette stays inside the frame.
+    """
+
+    name = "size-oracle"
+    feature_names = ("height", "bulk")
+    keywords = (
+        (r"\b(tall|taller|tallest|giant)\b", r"\b(short|shorter|shortest|small|little|tiny|dwarf)\b"),
+        (r"\b(fat|fatter|big|bigger|strong|stronger|muscular|heavy|overweight|chubby|obese|bulky|stocky|broad)\b",
+         r"\b(thin|thinner|skinny|slim|slender|lean|petite)\b"),
+    )
+
+    def __init__(self, height_ref: float = 0.5, bulk_ref: float = 0.2, text_gain: float = 10.0,
+                 device: str | torch.device = "cpu"):
+        super().__init__(text_gain, device)
+        self.height_ref, self.bulk_ref = float(height_ref), float(bulk_ref)
+
+    def features(self, images, alpha):
+        """(B, 2) features as documented in the class docstring."""
+        a = foreground_from_border(images) if alpha is None else alpha
+        s = silhouette_stats(a)
+        height = s["height"] / self.height_ref - 1.0
+        bulk = s["area_px"] / s["rows"].clamp_min(1.0) ** 2 / self.bulk_ref - 1.0
+        return torch.stack([height, bulk], dim=-1)
+
+
+class PoseOracle(_KeywordOracle):
+    """Pose oracle: action words ↔ silhouette elongation and leg spread (D = 3: elongation, legs, bias).
+
+    Features (from alpha; from `foreground_from_border` when alpha is None), see `silhouette_stats`:
+      * elongation: ``(rows / sqrt(area_px)) / elong_ref − 1`` — silhouette height over the square root of its
+        area (scale-free; ≈ 2.3 for a standing adult, `elong_ref` = 2.3). Raising the arms puts foreground mass
+        above the head: the silhouette grows taller at almost constant area → elongation up. Squatting makes
+        the silhouette short for its area → elongation down.
+      * legs: ``leg_spread / spread_ref − 1`` — horizontal std of the foreground below ``cy + sy`` (about the
+        knees) over the silhouette height (`spread_ref` = 0.06, legs together).
+    Keywords: elongation + "raise/raising/raised/lifting/arms up/hands up/hands in the air/cheering",
+    − "squat/squatting/crouch/crouching/kneel/kneeling/sitting"; legs + "walk/walking/run/running/jog/jogging/
+    jump/jumping/stride/striding/kick/kicking/dance/dancing".
+    """
+
+    name = "pose-oracle"
+    feature_names = ("elongation", "legs")
+    keywords = (
+        (r"\b(raise|raises|raising|raised|lift|lifts|lifting|cheer|cheering)\b|\b(arms?|hands?) (up|in the air)\b",
+         r"\b(squat|squats|squatting|crouch|crouches|crouching|kneel|kneels|kneeling|sit|sits|sitting)\b"),
+        (r"\b(walk|walks|walking|run|runs|running|jog|jogs|jogging|jump|jumps|jumping|stride|striding|kick|kicks"
+         r"|kicking|dance|dances|dancing)\b", None),
+    )
+
+    def __init__(self, elong_ref: float = 2.6, spread_ref: float = 0.09, text_gain: float = 10.0,
+                 device: str | torch.device = "cpu"):
+        super().__init__(text_gain, device)
+        self.elong_ref, self.spread_ref = float(elong_ref), float(spread_ref)
+
+    def features(self, images, alpha):
+        """(B, 2) features as documented in the class docstring."""
+        a = foreground_from_border(images) if alpha is None else alpha
+        s = silhouette_stats(a)
+        elong = s["rows"] / s["area_px"].clamp_min(1.0).sqrt() / self.elong_ref - 1.0
+        legs = s["leg_spread"] / self.spread_ref - 1.0
+        return torch.stack([elong, legs], dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+def stick_figure_alpha(size: int = 64, height: float = 0.7, arms: str = "down", leg_spread: float = 0.0,
+                       bulk: float = 1.0, squat: float = 0.0, softness: float = 0.5,
+                       device: str | torch.device = "cpu") -> torch.Tensor:
+    """A soft frontal silhouette of a box-person, for oracle tests (no body model or renderer needed).
+
+    Args:
+        size: image side in pixels (square image).
+        height: standing height as a fraction of the frame (feet at 0.95 of the frame height).
+        arms: "down" (along the body), "up" (raised above the head) or "out" (T-pose).
+        leg_spread: feet apart, as a fraction of the standing height (0 = legs together).
+        bulk: width multiplier of torso/limbs (1 = average).
+        squat: 0 … 1, fraction by which the legs shorten (knees bent, seen from the front).
+        softness: edge blur in pixels (sigmoid width).
+    Returns:
+        (size, size) float32 alpha in [0, 1] (union of soft boxes), row 0 = top.
+    Raises:
+        ValueError: unknown `arms`.
+    """
+    if arms not in ("down", "up", "out"):
+        raise ValueError(f"arms must be 'down', 'up' or 'out', got {arms!r}")
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32, device=device) + 0.5,
+                            torch.arange(size, dtype=torch.float32, device=device) + 0.5, indexing="ij")
+    yy, xx = yy / size, xx / size
+    s = softness / size
+
+    def box(x0, x1, y0, y1):
+        return (torch.sigmoid((xx - x0) / s) * torch.sigmoid((x1 - xx) / s)
+                * torch.sigmoid((yy - y0) / s) * torch.sigmoid((y1 - yy) / s))
+
+    h, cx, feet = height, 0.5, 0.95
+    leg_len = 0.47 * h * (1.0 - 0.5 * squat)
+    hip = feet - leg_len
+    torso_top = hip - 0.30 * h
+    head_top = torso_top - 0.16 * h
+    tw, lw, aw = 0.16 * h * bulk, 0.06 * h * bulk, 0.045 * h * bulk
+    parts = [box(cx - tw / 2, cx + tw / 2, torso_top, hip),                         # torso
+             box(cx - 0.05 * h, cx + 0.05 * h, head_top, torso_top + 0.01),          # head + neck
+             ]
+    spread = leg_spread * h / 2
+    for side in (-1, 1):
+        lx = cx + side * (0.045 * h + spread)
+        parts.append(box(lx - lw / 2, lx + lw / 2, hip - 0.01, feet))                # leg
+        if arms == "down":
+            ax = cx + side * (tw / 2 + aw / 2)
+            parts.append(box(ax - aw / 2, ax + aw / 2, torso_top, torso_top + 0.36 * h))
+        elif arms == "up":
+            ax = cx + side * (tw / 2 - aw / 2)
+            parts.append(box(ax - aw / 2, ax + aw / 2, torso_top - 0.36 * h, torso_top + 0.02))
+        else:
+            x0, x1 = (cx - tw / 2 - 0.36 * h, cx - tw / 2 + 0.01) if side < 0 else (cx + tw / 2 - 0.01, cx + tw / 2 + 0.36 * h)
+            parts.append(box(x0, x1, torso_top, torso_top + aw))
+    out = torch.zeros_like(xx)
+    for p in parts:
+        out = 1.0 - (1.0 - out) * (1.0 - p)
+    return out

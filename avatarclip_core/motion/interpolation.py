@@ -1,0 +1,88 @@
+"""Stage 5, first version: a smooth motion through the ranked pose candidates (reference §6.2
+MotionInterpolation, adapted): candidates are placed at evenly spaced anchor frames (0, 14, 29, 44, 59 for
+K = 5 and 60 frames, as the reference) and every joint's rotation is interpolated between consecutive
+anchors by quaternion slerp (optionally eased in/out). Works for any K' ≥ 1 (K' = 1 gives a static motion),
+so fewer retrieved candidates than requested never break it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import roma
+import torch
+
+from .. import skeleton
+
+
+@dataclass
+class MotionParams:
+    """Settings of the interpolated motion.
+
+    Attributes:
+        num_frames: frames T of the motion (reference num_frame = 60).
+        fps: frames per second (reference 30; 60 frames = 2 s).
+        ease: False = constant angular speed between anchors (slerp with linear weights); True = smoothstep
+            weights 3t² − 2t³ (slow in/out at every candidate, peak speed 1.5× the linear one).
+    """
+
+    num_frames: int = 60
+    fps: float = 30.0
+    ease: bool = False
+
+    def validate(self) -> "MotionParams":
+        """Return self; raise ValueError naming the field, its value and the fix."""
+        if not isinstance(self.num_frames, int) or self.num_frames < 1:
+            raise ValueError(f"MotionParams.num_frames={self.num_frames!r} is invalid; use an integer ≥ 1 "
+                             f"(the reference uses 60)")
+        if not self.fps > 0:
+            raise ValueError(f"MotionParams.fps={self.fps!r} is invalid; use a positive frame rate such as 30")
+        if not isinstance(self.ease, bool):
+            raise ValueError(f"MotionParams.ease={self.ease!r} is invalid; use True or False")
+        return self
+
+
+def anchor_frames(num_candidates: int, num_frames: int) -> torch.Tensor:
+    """(K,) int64 anchor frames floor(linspace(0, T − 1, K)): (0, 14, 29, 44, 59) for K = 5, T = 60 (as the
+    reference); (0,) for K = 1. Raises ValueError unless 1 ≤ K ≤ T."""
+    if num_candidates < 1 or num_candidates > num_frames:
+        raise ValueError(f"need 1 ≤ number of candidates ({num_candidates}) ≤ num_frames ({num_frames}); "
+                         f"retrieve fewer candidates or make the motion longer")
+    if num_candidates == 1:
+        return torch.zeros(1, dtype=torch.long)
+    return torch.floor(torch.linspace(0, num_frames - 1, num_candidates, dtype=torch.float64) + 1e-9).long()
+
+
+def interpolate_motion(candidates: torch.Tensor, params: MotionParams | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Motion through the candidates in rank order.
+
+    Args:
+        candidates: (K', 22, 3) axis-angle poses (radians), K' ≥ 1, in the order they should be visited
+            (stage 4's ranking). Any device/dtype.
+        params: `MotionParams` (default 60 frames at 30 fps).
+    Returns:
+        poses (T, 22, 3) (same device/dtype as `candidates`), equal to candidate k at anchor frame k exactly
+        and slerped per joint in between; root_translation (T, 3) zeros (metres).
+    Raises:
+        ValueError: on a bad shape, non-finite values, K' = 0 or K' > T, or invalid params.
+    """
+    params = (params or MotionParams()).validate()
+    candidates = torch.as_tensor(candidates)
+    if candidates.ndim != 3 or candidates.shape[0] == 0:
+        raise ValueError(f"candidates must be (K, 22, 3) with K ≥ 1, got {tuple(candidates.shape)}")
+    skeleton.check_pose(candidates, "candidates")
+    T, K = params.num_frames, candidates.shape[0]
+    anchors = anchor_frames(K, T).tolist()
+    out = candidates[:1].expand(T, -1, -1).clone()
+    if K > 1:
+        q = roma.rotvec_to_unitquat(candidates.to(torch.float64))  # (K, 22, 4)
+        for k in range(K - 1):
+            a, b = anchors[k], anchors[k + 1]
+            t = torch.arange(b - a + 1, dtype=torch.float64, device=candidates.device) / (b - a)
+            if params.ease:
+                t = t * t * (3 - 2 * t)
+            seg = roma.unitquat_slerp(q[k], q[k + 1], t, shortest_arc=True)  # (n, 22, 4)
+            out[a:b + 1] = roma.unitquat_to_rotvec(seg).to(out.dtype)
+    out[anchors] = candidates  # exactly the candidates at their anchors
+    root = torch.zeros(T, 3, dtype=candidates.dtype, device=candidates.device)
+    return out, root

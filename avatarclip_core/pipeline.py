@@ -1,0 +1,313 @@
+"""The six stages of DESIGN §2 as functions `run_<stage>(run, conf) -> manifest`.
+
+Each function collects its inputs, then runs its body through `RunDir.stage` (skip when finished, resume when
+interrupted, wipe when inputs changed) and writes only its own folder. Notebooks call these and show results.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import skeleton
+from .body import get_body_model, stand_pose
+from .config import Config, ConfigError
+from .io import atomic_save_npz, atomic_write, atomic_write_json
+from .rundir import RunDir
+from .video import write_mp4, write_png
+
+
+# ----------------------------------------------------------------------------------------------- shared pieces
+def resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU; anything else as given (raises ConfigError if CUDA is absent)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"run.device = {device!r} but no CUDA GPU is visible; use run.device = auto or cpu")
+    return torch.device(device)
+
+
+def cache_dir() -> Path:
+    """User cache folder ($AVATARCLIP_CACHE or ~/.cache/avatarclip)."""
+    import os
+
+    return Path(os.environ.get("AVATARCLIP_CACHE", Path.home() / ".cache" / "avatarclip"))
+
+
+@lru_cache(maxsize=4)
+def _load_encoder(model: str, pretrained: str, cache: str, device: str):
+    from .guidance import load_clip
+    from .guidance import testing
+
+    if model.startswith("oracle:"):
+        oracles = {"color": testing.ColorOracle, "size": testing.SizeOracle, "pose": testing.PoseOracle}
+        kind = model.split(":", 1)[1]
+        if kind not in oracles:
+            raise ConfigError(f"run.clip_model = {model!r}: unknown oracle; use one of "
+                              f"{', '.join('oracle:' + k for k in oracles)}")
+        return oracles[kind]().to(device) if hasattr(oracles[kind](), "to") else oracles[kind]()
+    return load_clip(model, pretrained=pretrained, device=device, cache_dir=cache or None)
+
+
+def load_encoder(conf: Config):
+    """The CLIP (or test) encoder named by `run.clip_model`, on the run's device (cached per process)."""
+    r = conf.run
+    return _load_encoder(r.clip_model, r.clip_pretrained, r.clip_cache, str(resolve_device(r.device)))
+
+
+def body_of(conf: Config):
+    return get_body_model(conf.run.body)
+
+
+def _run_inputs(conf: Config, *sections: str, prompts: tuple[str, ...] = (), clip: bool = False) -> dict:
+    out = {s: conf.section_hash(s) for s in sections}
+    out["body"] = conf.run.body
+    out["seed"] = conf.run.seed
+    out["prompts"] = {p: conf.prompts.require(p) for p in prompts}
+    if clip:
+        out["clip"] = [conf.run.clip_model, conf.run.clip_pretrained]
+    return out
+
+
+def load_shape(run: RunDir) -> torch.Tensor:
+    """Stage-1 shape parameters (S,) from 01_shape/shape.json."""
+    data = json.loads((run.path("01_shape") / "shape.json").read_text())
+    return torch.tensor(data["shape"], dtype=torch.float32)
+
+
+def stand_mesh(conf: Config, run: RunDir):
+    """The stage-1 body in the stand pose: (vertices (V, 3), faces (F, 3)) in the avatar frame."""
+    body = body_of(conf)
+    mesh = body(shape=load_shape(run), pose=stand_pose())
+    return mesh.vertices[0], mesh.faces
+
+
+def save_mesh_ply(path, vertices, faces, colors=None) -> Path:
+    """Binary PLY through trimesh, atomically; colors (V, 3|4) uint8 or float [0, 1]."""
+    import trimesh
+
+    from .video import to_uint8
+
+    mesh = trimesh.Trimesh(np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices),
+                           np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces), process=False)
+    if colors is not None:
+        mesh.visual.vertex_colors = to_uint8(colors)
+    return atomic_write(path, lambda p: mesh.export(p, file_type="ply"))
+
+
+# ----------------------------------------------------------------------------------------------- stage 1
+def run_coarse_shape(run: RunDir, conf: Config, progress: bool = True) -> dict:
+    """Stage 1: shape prompt → `01_shape/shape.json`, `body.ply` (stand pose), `preview.png`."""
+    from .shape import search_shape
+
+    inputs = _run_inputs(conf, "shape", prompts=("shape",), clip=True)
+
+    def body_fn(folder: Path) -> dict:
+        device = resolve_device(conf.run.device)
+        body = body_of(conf)
+        result = search_shape(load_encoder(conf), body, conf.prompts.shape, conf.params("shape"),
+                              seed=conf.run.seed, device=device, progress=progress)
+        shape = result.shape
+        atomic_write_json(folder / "shape.json", {
+            "body_model": body.name, "shape_names": list(body.shape_names), "shape": shape.tolist(),
+            "score": float(result.scores[result.best]), "prompt": conf.prompts.shape,
+            "top5": [{"shape": result.candidates[i].tolist(), "score": float(result.scores[i])}
+                     for i in result.scores.argsort(descending=True)[:5].tolist()],
+        })
+        mesh = body(shape=shape, pose=stand_pose())
+        save_mesh_ply(folder / "body.ply", mesh.vertices[0], mesh.faces)
+        write_png(folder / "preview.png", torch.cat([result.neutral_image, result.best_image], dim=1))
+        v, _ = body.rest(shape[None])
+        return {"height_m": float(v[0, :, 1].max() - v[0, :, 1].min()), "score": float(result.scores[result.best]),
+                "num_candidates": len(result.candidates)}
+
+    return run.stage("01_shape", inputs, body_fn, seed=conf.run.seed)
+
+
+# ----------------------------------------------------------------------------------------------- stage 2
+def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
+    """Stage 2: renders of the stand-posed coarse body from a camera ring, NeuS fitted to them →
+    `02_neus_init/views/` (PNG + cameras.json), `ckpt.pt`, `preview.png`."""
+    from . import neus
+    from .render import render_mesh
+
+    params = conf.params("neus_init")
+    inputs = _run_inputs(conf, "neus_init")
+
+    def body_fn(folder: Path) -> dict:
+        device = resolve_device(conf.run.device)
+        verts, faces = stand_mesh(conf, run)
+        images, masks, cams = neus.body_views(verts.to(device), faces.to(device), params)
+        views = folder / "views"
+        if not (views / "cameras.json").is_file():
+            for i, img in enumerate(images):
+                write_png(views / f"{i:04d}.png", img)
+            atomic_write_json(views / "cameras.json", {
+                "fov_deg": cams.fov_deg, "image_size": params.image_size, "convention": "OpenGL c2w, metres",
+                "frames": [{"file": f"{i:04d}.png", "c2w": cams.c2w[i].cpu().tolist()} for i in range(len(cams))]})
+        model = neus.fit_neus_init(images, masks, cams, params, folder, seed=conf.run.seed, progress=progress)
+        figures = evaluate_views(model, images, masks, cams, params)
+        front = _front_index(cams)
+        pred = neus_render(model, cams[front], params)
+        write_png(folder / "preview.png", torch.cat([images[front].cpu(), pred["rgb"][0].detach().cpu()], dim=1))
+        return figures
+
+    return run.stage("02_neus_init", inputs, body_fn, seed=conf.run.seed)
+
+
+def _front_index(cams) -> int:
+    """Index of the camera closest to the front view (on +z, slightly above)."""
+    eye = torch.nn.functional.normalize(cams.eye.cpu(), dim=-1)
+    return int((eye @ torch.tensor([0.0, 0.34, 0.94])).argmax())
+
+
+@torch.no_grad()
+def evaluate_views(model, images, masks, cams, params, max_views: int = 6) -> dict:
+    """Silhouette IoU and masked PSNR of NeuS renders against up to `max_views` evenly spread training views."""
+    idx = torch.linspace(0, len(cams) - 1, min(max_views, len(cams))).round().long().tolist()
+    ious, psnrs = [], []
+    for i in idx:
+        out = neus_render(model, cams[i], params)
+        pred_mask = out["alpha"][0].cpu() > 0.5
+        gt_mask = masks[i].cpu() > 0.5
+        ious.append(float((pred_mask & gt_mask).sum() / (pred_mask | gt_mask).sum().clamp_min(1)))
+        mse = ((out["rgb"][0].cpu() - images[i].cpu()) ** 2)[gt_mask].mean()
+        psnrs.append(float(-10 * torch.log10(mse.clamp_min(1e-10))))
+    return {"silhouette_iou": round(sum(ious) / len(ious), 4), "masked_psnr_db": round(sum(psnrs) / len(psnrs), 2),
+            "views_evaluated": len(idx)}
+
+
+def neus_render(model, cam, params):
+    from . import neus
+
+    return neus.render_views(model, cam, params.image_size, params.image_size, chunk=params.chunk)
+
+
+# ----------------------------------------------------------------------------------------------- stage 3
+def run_texture(run: RunDir, conf: Config, progress: bool = True) -> dict:
+    """Stage 3: CLIP sculpting and texturing → `03_texture/ckpt_XXXXXX.pt`, `progress/XXXXXX.png`,
+    `progress.mp4`, `avatar.ply` (vertex colours)."""
+    from . import neus
+    from .guidance import prompts
+
+    params = conf.params("texture")
+    inputs = _run_inputs(conf, "texture", prompts=("appearance",), clip=True)
+
+    def body_fn(folder: Path) -> dict:
+        device = resolve_device(conf.run.device)
+        verts, faces = stand_mesh(conf, run)
+        model = neus.load_neus(run.path("02_neus_init") / "ckpt.pt", device=device)
+        texts = prompts.appearance_prompts(conf.prompts.appearance)
+        body = body_of(conf)
+        head = body(shape=load_shape(run), pose=stand_pose()).joints[0, skeleton.JOINT_INDEX["head"]]
+        model = neus.train_texture(model, verts.to(device), faces.to(device), load_encoder(conf), texts, params,
+                                   folder, seed=conf.run.seed, progress=progress, head_joint=head.to(device))
+        frames = sorted((folder / "progress").glob("*.png"))
+        if frames:
+            import imageio.v3 as iio
+
+            write_mp4(folder / "progress.mp4", np.stack([iio.imread(f)[..., :3] for f in frames]), fps=5)
+        mesh = neus.extract_mesh(model, resolution=params.mesh_resolution, head="texture")
+        neus.save_ply(mesh, folder / "avatar.ply")
+        colors = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0
+        return {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces)),
+                "mean_vertex_color": colors.mean(0).round(4).tolist()}
+
+    return run.stage("03_texture", inputs, body_fn, seed=conf.run.seed)
+
+
+# ----------------------------------------------------------------------------------------------- stage 4
+def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
+    """Stage 4: motion prompt → `04_poses/candidates.npz` ((K, 22, 3) poses, scores) and `candidate_XX.png`."""
+    from . import motion
+
+    params = conf.params("poses")
+    inputs = _run_inputs(conf, "poses", prompts=("motion",), clip=True)
+
+    def body_fn(folder: Path) -> dict:
+        body = body_of(conf)
+        poses, scores, indices = motion.retrieve_poses(load_encoder(conf), conf.prompts.motion, body, params,
+                                                       cache_dir=cache_dir() / "poses", progress=progress)
+        atomic_save_npz(folder / "candidates.npz", poses=poses.cpu().numpy().astype(np.float32),
+                        scores=scores.cpu().numpy().astype(np.float32), library_index=np.asarray(indices))
+        images = motion.render_pose_images(body, poses, params)
+        for i, img in enumerate(images):
+            write_png(folder / f"candidate_{i:02d}.png", img)
+        return {"num_candidates": int(len(poses)), "scores": [round(float(s), 5) for s in scores]}
+
+    return run.stage("04_poses", inputs, body_fn, seed=conf.run.seed)
+
+
+# ----------------------------------------------------------------------------------------------- stage 5
+def load_candidates(run: RunDir) -> torch.Tensor:
+    data = np.load(run.path("04_poses") / "candidates.npz")
+    return torch.as_tensor(data["poses"])
+
+
+def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
+    """Stage 5: candidates → `05_motion/motion.npz` (poses (T, 22, 3), root_translation (T, 3), fps),
+    `motion.bvh`, `preview.mp4` (the plain body moving)."""
+    from . import motion
+    from .animate import render_body_motion
+
+    params = conf.params("motion")
+    inputs = _run_inputs(conf, "motion")
+
+    def body_fn(folder: Path) -> dict:
+        body = body_of(conf)
+        poses, root = motion.interpolate_motion(load_candidates(run), params)
+        atomic_save_npz(folder / "motion.npz", poses=poses.numpy().astype(np.float32),
+                        root_translation=root.numpy().astype(np.float32), fps=np.float32(params.fps),
+                        joint_names=np.array(skeleton.JOINT_NAMES))
+        _, rest_joints = body.rest(body.default_shape()[None])
+        motion.write_bvh(folder / "motion.bvh", poses, root, params.fps, rest_joints[0])
+        frames = render_body_motion(body, poses, root, size=256, progress=progress)
+        write_mp4(folder / "preview.mp4", frames, fps=params.fps)
+        return {"frames": int(len(poses)), "fps": float(params.fps)}
+
+    return run.stage("05_motion", inputs, body_fn, seed=conf.run.seed)
+
+
+# ----------------------------------------------------------------------------------------------- stage 6
+def load_motion(run: RunDir) -> tuple[torch.Tensor, torch.Tensor, float]:
+    data = np.load(run.path("05_motion") / "motion.npz")
+    return torch.as_tensor(data["poses"]), torch.as_tensor(data["root_translation"]), float(data["fps"])
+
+
+def run_video(run: RunDir, conf: Config, progress: bool = True) -> dict:
+    """Stage 6: rig the stage-3 avatar with the stage-1 body, drive it with the stage-5 motion →
+    `06_video/avatar.glb` (skinned, animated, vertex colours) and `avatar.mp4` (+ `avatar.gif`)."""
+    import trimesh
+
+    from . import animate
+
+    params = conf.params("video")
+    inputs = _run_inputs(conf, "video")
+
+    def body_fn(folder: Path) -> dict:
+        body = body_of(conf)
+        avatar = trimesh.load(run.path("03_texture") / "avatar.ply", process=False)
+        poses, root, fps = load_motion(run)
+        rigged = animate.transfer_rig(avatar, body, load_shape(run), params)
+        animate.export_glb(folder / "avatar.glb", rigged, poses, root, fps)
+        stats = animate.render_avatar_video(folder, rigged, poses, root, fps, params, body=body,
+                                            shape=load_shape(run), progress=progress)
+        return {"vertices": int(len(rigged.rest_vertices)), "frames": int(len(poses)), "fps": fps,
+                **(stats or {})}
+
+    return run.stage("06_video", inputs, body_fn, seed=conf.run.seed)
+
+
+STAGE_FUNCTIONS = {"01_shape": run_coarse_shape, "02_neus_init": run_neus_init, "03_texture": run_texture,
+                   "04_poses": run_poses, "05_motion": run_motion, "06_video": run_video}
+
+
+def prepare_run(root: str | Path, conf: Config) -> RunDir:
+    """Create `root`, write the resolved `run.conf`, and return the RunDir."""
+    run = RunDir(Path(root))
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.write_run_conf(conf.to_hocon())
+    return run
