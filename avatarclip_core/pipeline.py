@@ -30,13 +30,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def cache_dir() -> Path:
-    """User cache folder ($AVATARCLIP_CACHE or ~/.cache/avatarclip)."""
-    import os
-
-    return Path(os.environ.get("AVATARCLIP_CACHE", Path.home() / ".cache" / "avatarclip"))
-
-
 @lru_cache(maxsize=4)
 def _load_encoder(model: str, pretrained: str, cache: str, device: str):
     from .guidance import load_clip
@@ -230,7 +223,7 @@ def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
         poses, scores, indices = motion.retrieve_poses(load_encoder(conf), conf.prompts.motion, body, params,
-                                                       cache_dir=cache_dir() / "poses", progress=progress)
+                                                       progress=progress)
         atomic_save_npz(folder / "candidates.npz", poses=poses.cpu().numpy().astype(np.float32),
                         scores=scores.cpu().numpy().astype(np.float32), library_index=np.asarray(indices))
         images = motion.render_pose_images(body, poses, params)

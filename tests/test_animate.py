@@ -39,13 +39,12 @@ def own_poses() -> torch.Tensor:
 
 
 def test_poses() -> torch.Tensor:
-    """Poses from the pose library when it exists (first 3 of the first (K, 22, 3) array), else `own_poses`."""
+    """4 poses spread over the pose library ("poses", (K, 22, 3)) when it exists, else `own_poses`."""
     if POSE_LIBRARY.exists():
         with np.load(POSE_LIBRARY) as lib:
-            for key in lib.files:
-                a = lib[key]
-                if a.ndim == 3 and a.shape[1:] == (22, 3) and len(a) >= 1:
-                    return torch.as_tensor(a[:3], dtype=torch.float32)
+            if "poses" in lib.files and lib["poses"].ndim == 3 and lib["poses"].shape[1:] == (22, 3):
+                a = lib["poses"]
+                return torch.as_tensor(a[np.linspace(0, len(a) - 1, 4).astype(int)], dtype=torch.float32)
     return own_poses()
 
 

@@ -334,7 +334,8 @@ def rig_avatar(mesh: trimesh.Trimesh, body, shape: torch.Tensor | None = None, p
             (else white).
         body: a `BodyModel` (e.g. `get_body_model("anny")`).
         shape: (S,) or (1, S) shape parameters of the body (default: the body's default shape).
-        pose: (22, 3) axis-angle pose the mesh is in (default: `body.stand_pose()`-equivalent `stand_pose()`).
+        pose: (22, 3) axis-angle pose the mesh is in (default: `avatarclip_core.body.stand_pose()`, the pose
+            of the NeuS stages).
         smooth_iterations, smooth_falloff: weight smoothing (see `smooth_weights`).
         target_faces: decimate to about this many faces (0 = keep all).
         keep_largest_component: drop all but the largest connected component.

@@ -163,32 +163,32 @@ def rasterize(uv: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, height
     # Candidates: valid faces whose box holds at least one pixel centre (most small faces hold none).
     cand = torch.nonzero((valid & (x1 >= x0) & (y1 >= y0)).reshape(-1)).squeeze(1)
     x0, x1, y0, y1 = (t.reshape(-1)[cand] for t in (x0, x1, y0, y1))
-    # Barycentrics and 1/z are affine in the pixel position: per face, coefficients (value at the centre of
-    # the box's corner pixel, d/dx, d/dy), computed in float64 then stored as float32.
-    wide = torch.float64 if uv.device.type in ("cpu", "cuda") else torch.float32   # e.g. MPS lacks float64
-    tri = tri.reshape(-1, 3, 2)[cand].to(wide)
-    tz = tz.reshape(-1, 3)[cand].to(wide)
-    area = _area2(tri)
-    o = torch.stack([x0, y0], -1).to(wide) + 0.5
-    coef = []
-    for i in range(3):
-        s_, e_ = tri[:, (i + 1) % 3], tri[:, (i + 2) % 3]
-        ex, ey = e_[:, 0] - s_[:, 0], e_[:, 1] - s_[:, 1]
-        value = ex * (o[:, 1] - s_[:, 1]) - ey * (o[:, 0] - s_[:, 0])
-        coef.append(torch.stack([value, -ey, ex], -1) / area[:, None])   # (N, 3)
-    coef = torch.stack(coef, -2)                          # (N, 3 bary, 3)
-    zc = (coef / tz[..., None]).sum(-2)                   # (N, 3): 1/z
-    table = torch.cat([coef.transpose(-1, -2).reshape(-1, 9), zc], -1).float()
-    base = ((cand // n_faces) * height + y0) * width + x0
+    # Watertight inside test: each face's vertices are sorted by index, so an edge shared by two faces has its
+    # edge function evaluated by the same float operations in both (bitwise equal values, opposite sides):
+    # a pixel centre on a shared edge is inside both faces and no pixel falls through a crack.
+    fsorted = faces.sort(-1).values
+    b_idx = cand // n_faces
+    vid = _sel(fsorted, cand % n_faces)                   # (N, 3) sorted vertex ids
+    uv_flat, iz_flat = uv.reshape(-1, 2), 1.0 / depth.reshape(-1)
+    gid = (b_idx * uv.shape[1])[:, None] + vid
+    table = torch.cat([_sel(uv_flat, gid.reshape(-1)).reshape(-1, 6), _sel(iz_flat, gid.reshape(-1)).reshape(-1, 3),
+                       torch.stack([x0, y0], -1).to(uv.dtype) + 0.5], -1)          # (N, 11)
+    base = (b_idx * height + y0) * width + x0
     face_id = cand % n_faces
     zbuf = torch.full((B * height * width,), _INT64_MAX, dtype=torch.int64, device=uv.device)
     for item, dx, dy in _bbox_pairs(x0, x1, y0, y1, max_pairs):
         t = table.index_select(0, item)
-        fx, fy = dx.float()[:, None], dy.float()[:, None]
-        bary = t[:, 0:3] + fx * t[:, 3:6] + fy * t[:, 6:9]
-        inside = torch.nonzero((bary >= -1e-7).all(-1)).squeeze(1)
+        px, py = t[:, 9] + dx, t[:, 10] + dy
+        ax, ay, bx, by, cx, cy = t[:, 0], t[:, 1], t[:, 2], t[:, 3], t[:, 4], t[:, 5]
+        e01 = (bx - ax) * (py - ay) - (by - ay) * (px - ax)           # opposite vertex 2
+        e12 = (cx - bx) * (py - by) - (cy - by) * (px - bx)           # opposite vertex 0
+        e02 = (cx - ax) * (py - ay) - (cy - ay) * (px - ax)           # opposite vertex 1 (reversed orientation)
+        area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+        w0, w1, w2 = e12 * area, -e02 * area, e01 * area
+        inside = torch.nonzero((w0 >= 0) & (w1 >= 0) & (w2 >= 0)).squeeze(1)
         item, dx, dy, t = _sel(item, inside), _sel(dx, inside), _sel(dy, inside), _sel(t, inside)
-        zinv = t[:, 9] + dx * t[:, 10] + dy * t[:, 11]
+        e01, e12, e02 = _sel(e01, inside), _sel(e12, inside), _sel(e02, inside)
+        zinv = (e12 * t[:, 6] - e02 * t[:, 7] + e01 * t[:, 8]) / (e12 - e02 + e01)
         key = _float_key(1.0 / zinv) | _sel(face_id, item)
         zbuf.scatter_reduce_(0, _sel(base, item) + dy * width + dx, key, "amin")
     face_index = torch.where(zbuf == _INT64_MAX, -1, zbuf & 0xFFFFFFFF).reshape(B, height, width)
