@@ -226,7 +226,7 @@ def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
                                                        progress=progress)
         atomic_save_npz(folder / "candidates.npz", poses=poses.cpu().numpy().astype(np.float32),
                         scores=scores.cpu().numpy().astype(np.float32), library_index=np.asarray(indices))
-        images = motion.render_pose_images(body, poses, params)
+        images = motion.render_pose_images(body, poses, image_size=256)
         for i, img in enumerate(images):
             write_png(folder / f"candidate_{i:02d}.png", img)
         return {"num_candidates": int(len(poses)), "scores": [round(float(s), 5) for s in scores]}
@@ -244,7 +244,6 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
     """Stage 5: candidates → `05_motion/motion.npz` (poses (T, 22, 3), root_translation (T, 3), fps),
     `motion.bvh`, `preview.mp4` (the plain body moving)."""
     from . import motion
-    from .animate import render_body_motion
 
     params = conf.params("motion")
     inputs = _run_inputs(conf, "motion")
@@ -257,11 +256,23 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
                         joint_names=np.array(skeleton.JOINT_NAMES))
         _, rest_joints = body.rest(body.default_shape()[None])
         motion.write_bvh(folder / "motion.bvh", poses, root, params.fps, rest_joints[0])
-        frames = render_body_motion(body, poses, root, size=256, progress=progress)
+        frames = render_body_motion(body, poses, root, params.fps, progress=progress)
         write_mp4(folder / "preview.mp4", frames, fps=params.fps)
         return {"frames": int(len(poses)), "fps": float(params.fps)}
 
     return run.stage("05_motion", inputs, body_fn, seed=conf.run.seed)
+
+
+def render_body_motion(body, poses, root, fps: float, size: int = 256, progress: bool = True) -> np.ndarray:
+    """Frames (T, size, size, 3) uint8 of the plain grey body (default shape) performing the motion."""
+    from .animate import RiggedAvatar, VideoParams, render_motion_frames
+
+    rest_v, rest_j = body.rest(body.default_shape()[None])
+    grey = torch.full((rest_v.shape[1], 4), 170, dtype=torch.uint8)
+    grey[:, 3] = 255
+    rigged = RiggedAvatar(rest_v[0], body.faces, grey, body.skin_weights, rest_j[0])
+    params = VideoParams(image_size=size, gif=False)
+    return render_motion_frames(rigged, poses, root, fps, params, progress=progress)
 
 
 # ----------------------------------------------------------------------------------------------- stage 6
@@ -282,14 +293,11 @@ def run_video(run: RunDir, conf: Config, progress: bool = True) -> dict:
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
-        avatar = trimesh.load(run.path("03_texture") / "avatar.ply", process=False)
+        mesh = trimesh.load(run.path("03_texture") / "avatar.ply", process=False)
         poses, root, fps = load_motion(run)
-        rigged = animate.transfer_rig(avatar, body, load_shape(run), params)
-        animate.export_glb(folder / "avatar.glb", rigged, poses, root, fps)
-        stats = animate.render_avatar_video(folder, rigged, poses, root, fps, params, body=body,
-                                            shape=load_shape(run), progress=progress)
-        return {"vertices": int(len(rigged.rest_vertices)), "frames": int(len(poses)), "fps": fps,
-                **(stats or {})}
+        _, figures = animate.animate_avatar(folder, mesh, body, load_shape(run), poses, root, fps, params,
+                                            device=resolve_device(conf.run.device), progress=progress)
+        return figures
 
     return run.stage("06_video", inputs, body_fn, seed=conf.run.seed)
 

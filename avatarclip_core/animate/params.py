@@ -21,6 +21,7 @@ class VideoParams:
         ambient: Lambert ambient fraction in [0, 1]; the light comes from the camera side, from above.
         body_color: RGB in [0, 1] of the plain body in the side-by-side view.
         smooth_normals: interpolate vertex normals (smooth shading) instead of flat faces.
+        edge_sigma: silhouette anti-aliasing width in pixels (renderer `sigma`; 0 = hard edges, a bit faster).
         batch_frames: frames rendered per renderer call (memory vs. speed).
         render_max_faces: the video renders a decimated copy when the avatar has more faces (0 = never);
             faces far below a pixel add render time, not detail (the GLB keeps the full mesh).
@@ -46,6 +47,7 @@ class VideoParams:
     ambient: float = 0.4
     body_color: tuple[float, float, float] = (0.65, 0.65, 0.65)
     smooth_normals: bool = True
+    edge_sigma: float = 0.5
     batch_frames: int = 8
     render_max_faces: int = 200_000
     gif: bool = True
@@ -80,6 +82,8 @@ class VideoParams:
                 bad(name, "use three floats in [0, 1]")
         if not 0.0 <= float(self.ambient) <= 1.0:
             bad("ambient", "use a fraction in [0, 1]")
+        if not 0.0 <= float(self.edge_sigma) <= 4.0:
+            bad("edge_sigma", "use pixels in [0, 4] (0 = hard edges)")
         if not (isinstance(self.batch_frames, int) and self.batch_frames >= 1):
             bad("batch_frames", "use an int ≥ 1")
         if not (isinstance(self.render_max_faces, int) and (self.render_max_faces == 0 or self.render_max_faces >= 4)):

@@ -157,13 +157,13 @@ def render_motion_frames(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.
         sl = slice(s, min(T, s + params.batch_frames))
         cameras, light = cam.cameras(az[sl])
         cameras = cameras.to(dev)
-        out = render_mesh(pose_avatar(sl), faces, cameras, S, colors=colors, background=bg, shading="lambert",
-                          light_dir=light.to(dev), ambient=params.ambient, smooth_normals=params.smooth_normals)
+        shade = dict(background=bg, shading="lambert", light_dir=light.to(dev), ambient=params.ambient,
+                     smooth_normals=params.smooth_normals, sigma=params.edge_sigma)
+        out = render_mesh(pose_avatar(sl), faces, cameras, S, colors=colors, **shade)
         frames[sl, :, :S] = to_uint8(out.rgb)
         if params.side_by_side:
-            bout = render_mesh(pose_body(sl), body.faces.to(dev), cameras, S, colors=body_rgb.expand(body.num_vertices, 3),
-                               background=bg, shading="lambert", light_dir=light.to(dev), ambient=params.ambient,
-                               smooth_normals=params.smooth_normals)
+            bout = render_mesh(pose_body(sl), body.faces.to(dev), cameras, S,
+                               colors=body_rgb.expand(body.num_vertices, 3), **shade)
             frames[sl, :, S:] = to_uint8(bout.rgb)
         bar.update(sl.stop - sl.start)
     bar.close()

@@ -14,6 +14,8 @@ Method (DESIGN §1 render/, §6):
 4. Soft coverage: the projected silhouette is bounded by contour edges (mesh edges whose two faces have
    opposite screen orientation, or boundary edges). For pixels within `margin` pixels of a contour edge and
    near a coverage change, alpha = sigmoid(±distance(pixel centre, nearest contour edge) / sigma), + inside,
+   (covered pixels only look at contour edges with empty pixels just beyond them, so fold contours inside
+   the silhouette do not dim it),
    − outside (analytic anti-aliasing in the spirit of SoftRas, Liu et al. 2019, but calibrated: alpha > 0.5
    exactly on the hard coverage). Moving a silhouette vertex outward raises alpha outside the old silhouette,
    so gradients reach vertex positions; elsewhere alpha is the hard 0/1 coverage. Along straight edges the
@@ -315,12 +317,29 @@ def contour_edge_hits(uv: torch.Tensor, faces: torch.Tensor, frags: Fragments, h
         lo, hi = ends.amin(1), ends.amax(1)
         x0, x1, y0, y1 = _pixel_bounds(lo[:, 0], hi[:, 0], lo[:, 1], hi[:, 1], height, width, margin)
         best = torch.full((B * height * width,), _INT64_MAX, dtype=torch.int64, device=uv.device)
+        # Silhouette test for covered pixels: a contour edge bounds the silhouette only if the pixels just
+        # beyond it (away from its faces) are empty; fold contours inside the silhouette do not count.
+        f0, f1 = topo.edge_faces[ce].unbind(-1)
+        fv = torch.where(frags.face_sign[cb, f0] != 0, f0, f1.clamp_min(0))
+        third = faces[fv].sum(-1) - topo.edges[ce].sum(-1)
+        c = uv.detach()[cb, third]
+        along = ends[:, 1] - ends[:, 0]
+        normal = torch.nn.functional.normalize(torch.stack([along[:, 1], -along[:, 0]], -1), dim=-1)
+        normal = torch.where(((c - ends[:, 0]) * normal).sum(-1, keepdim=True) > 0, -normal, normal)
+        mid = ends.mean(1)
+        sil = torch.zeros(len(cb), dtype=torch.bool, device=uv.device)
+        flat_cov = covered.reshape(-1)
+        for step in (0.6, 1.2, 1.8):
+            q = torch.floor(mid + step * normal).long()
+            inside_img = (q[:, 0] >= 0) & (q[:, 0] < width) & (q[:, 1] >= 0) & (q[:, 1] < height)
+            qi = (cb * height + q[:, 1].clamp(0, height - 1)) * width + q[:, 0].clamp(0, width - 1)
+            sil |= ~inside_img | ~_sel(flat_cov, qi)
         corner = torch.stack([x0, y0], -1).to(ends.dtype) + 0.5
         rel = (ends - corner[:, None]).reshape(-1, 4)                                    # (C, 4) a, e
         base = (cb * height + y0) * width + x0
         for item, dx, dy in _bbox_pairs(x0, x1, y0, y1, max_pairs):
             pix = _sel(base, item) + dy * width + dx
-            keep = torch.nonzero(_sel(band, pix)).squeeze(1)
+            keep = torch.nonzero(_sel(band, pix) & (_sel(sil, item) | ~_sel(flat_cov, pix))).squeeze(1)
             item, dx, dy, pix = _sel(item, keep), _sel(dx, keep), _sel(dy, keep), _sel(pix, keep)
             t = rel.index_select(0, item)
             d2 = _segment_distance2(t[:, 0:2], t[:, 2:4], torch.stack([dx, dy], -1).to(t.dtype))[0]

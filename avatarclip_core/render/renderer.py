@@ -23,8 +23,8 @@ class RenderOutput:
 
     Attributes:
         rgb: (B, H, W, 3) float in [0, 1] (for colours in [0, 1]): alpha·shaded + (1 − alpha)·background.
-        alpha: (B, H, W) float soft coverage in [0, 1]; > 0.5 exactly where a face covers the pixel centre,
-            smooth across silhouette edges (differentiable w.r.t. vertex positions there).
+        alpha: (B, H, W) float soft coverage in [0, 1]; ≥ 0.5 where a face covers the pixel centre and < 0.5
+            where none does, smooth across silhouette edges (differentiable w.r.t. vertex positions there).
         depth: (B, H, W) float view-axis depth in metres (−z in camera frame) of the visible surface at the
             pixel centre, perspective-correct; 0 where empty.
         normals: (B, H, W, 3) float world-frame unit normals of the visible surface, facing the camera
