@@ -141,8 +141,11 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
                            "rng_sampler": sampler.state(), "rng": gen.get_state(), "seed": seed,
                            "params": p.to_dict(), "prompts": dict(prompts)}, out_dir / f"ckpt_{step:06d}.pt")
 
-    tex.train()
     S = p.image_size
+    if step == 0:  # the starting point of the progress video: head 2 at its random init
+        with torch.no_grad():
+            _save_png(out_dir / "progress" / f"{step:06d}.png", render_validation(tex.eval(), val_cam, S, p.chunk))
+    tex.train()
     bar = tqdm(total=p.iterations, initial=step, disable=not progress, desc="CLIP texturing")
     while step < p.iterations:
         set_lr(opt, p.learning_rate * lr_factor(step, p.warm_up_end, p.end_iter, p.learning_rate_alpha))

@@ -1,0 +1,135 @@
+"""End to end, as a user runs it: `avatarclip run` executes the six notebooks under papermill (tiny preset),
+with oracle encoders standing in for CLIP (DESIGN §4), and fails fast on bad input."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import trimesh
+
+from avatarclip_core.video import read_video
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "avatarclip_core", "run", "--preset", "tiny"]
+
+
+def run_cli(*args, exp_root, timeout=900):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*CLI, "--exp-root", str(exp_root), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def redness(rgb: np.ndarray) -> float:
+    """Mean R − (G + B)/2 over foreground (non-black) pixels/vertices, colours in [0, 1]."""
+    rgb = rgb.reshape(-1, 3).astype(np.float64)
+    fg = rgb.max(1) > 0.02
+    rgb = rgb[fg]
+    return float((rgb[:, 0] - 0.5 * (rgb[:, 1] + rgb[:, 2])).mean())
+
+
+@pytest.fixture(scope="module")
+def red_run(tmp_path_factory):
+    exp = tmp_path_factory.mktemp("exp")
+    start = time.time()
+    proc = run_cli("--run", "red", "--clip", "oracle:color", "--shape", "a person", "--appearance", "red",
+                   "--motion", "raising both arms", "--set", "texture.add_no_texture=false",
+                   "--set", "texture.iterations=60", "--set", "texture.end_iter=60", exp_root=exp)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return exp / "red", time.time() - start, exp
+
+
+def test_all_six_notebooks_leave_every_artifact(red_run):
+    run, _, _ = red_run
+    expected = ["run.conf", "01_shape/shape.json", "01_shape/body.ply", "01_shape/preview.png",
+                "02_neus_init/views/cameras.json", "02_neus_init/ckpt.pt", "02_neus_init/preview.png",
+                "03_texture/progress.mp4", "03_texture/avatar.ply", "04_poses/candidates.npz",
+                "04_poses/candidate_00.png", "05_motion/motion.npz", "05_motion/motion.bvh",
+                "05_motion/preview.mp4", "06_video/avatar.glb", "06_video/avatar.mp4"]
+    for rel in expected:
+        assert (run / rel).is_file() and (run / rel).stat().st_size > 0, rel
+    assert list((run / "03_texture").glob("ckpt_*.pt")) and list((run / "03_texture" / "progress").glob("*.png"))
+    assert len(list((run / "02_neus_init" / "views").glob("*.png"))) == len(
+        json.loads((run / "02_neus_init/views/cameras.json").read_text())["frames"])
+    for nb in ("01_coarse_shape", "02_neus_init", "03_clip_texturing", "04_pose_retrieval", "05_motion",
+               "06_video_render"):
+        executed = json.loads((run / "notebooks" / f"{nb}.ipynb").read_text())
+        assert executed["metadata"]["papermill"]["exception"] is None or \
+            executed["metadata"]["papermill"]["exception"] is False
+    for stage in ("01_shape", "02_neus_init", "03_texture", "04_poses", "05_motion", "06_video"):
+        manifest = json.loads((run / stage / "manifest.json").read_text())
+        assert manifest["stage"] == stage and manifest["wall_time_s"] >= 0 and manifest["inputs_hash"]
+    poses = np.load(run / "04_poses/candidates.npz")["poses"]
+    assert poses.ndim == 3 and poses.shape[1:] == (22, 3) and 1 <= len(poses) <= 5
+    motion = np.load(run / "05_motion/motion.npz")
+    assert motion["poses"].shape == (60, 22, 3) and motion["root_translation"].shape == (60, 3)
+    frames, fps = read_video(run / "06_video/avatar.mp4")
+    assert len(frames) == 60 and fps == pytest.approx(float(motion["fps"]))
+    assert frames.std() > 5  # not a blank video: the avatar is visible and moves
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 0.5
+
+
+def test_red_prompt_makes_the_avatar_redder(red_run):
+    run, _, _ = red_run
+    progress = sorted((run / "03_texture" / "progress").glob("*.png"))
+    assert progress[0].name == "000000.png"
+    first = iio.imread(progress[0])[..., :3] / 255.0
+    last = iio.imread(progress[-1])[..., :3] / 255.0
+    half = first.shape[1] // 2  # left half: the unlit texture head
+    assert redness(last[:, :half]) > redness(first[:, :half]) + 0.1
+    mesh = trimesh.load(run / "03_texture/avatar.ply", process=False)
+    colors = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0
+    assert redness(colors) > 0.1
+
+
+def test_second_run_is_a_noop(red_run):
+    run, _, exp = red_run
+    before = {s: json.loads((run / s / "manifest.json").read_text())["finished"]
+              for s in ("01_shape", "03_texture", "06_video")}
+    start = time.time()
+    proc = run_cli("--run", "red", "--clip", "oracle:color", "--shape", "a person", "--appearance", "red",
+                   "--motion", "raising both arms", "--set", "texture.add_no_texture=false",
+                   "--set", "texture.iterations=60", "--set", "texture.end_iter=60", "--no-notebooks", exp_root=exp)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("skipped") == 6
+    after = {s: json.loads((run / s / "manifest.json").read_text())["finished"] for s in before}
+    assert after == before and time.time() - start < 60
+
+
+def test_size_oracle_tall_picks_taller_body_than_short(tmp_path):
+    heights = {}
+    for word in ("tall", "short"):
+        proc = run_cli("--run", word, "--clip", "oracle:size", "--shape", f"a {word} person", "--stages", "01",
+                       exp_root=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        heights[word] = json.loads((tmp_path / word / "01_shape/manifest.json").read_text())["figures"]["height_m"]
+    assert heights["tall"] > heights["short"] + 0.1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shape", "   ", "--stages", "01"], "prompts.shape is empty"),
+    (["--preset", "huge", "--shape", "x"], "unknown preset 'huge'"),
+    (["--shape", "x", "--set", "texture.iterations=-3"], "iterations"),
+    (["--shape", "x", "--body", "smpl", "--stages", "01"], "SMPL_NEUTRAL"),
+])
+def test_bad_input_fails_fast_with_a_clear_error(tmp_path, args, message):
+    start = time.time()
+    proc = run_cli("--clip", "oracle:size", *args, exp_root=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert time.time() - start < 60
+    assert not (tmp_path / "demo" / "01_shape").exists()  # nothing ran
+
+
+def test_missing_clip_weights_fail_within_seconds(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AVATARCLIP_CACHE": str(tmp_path / "cache")}
+    start = time.time()
+    proc = subprocess.run([*CLI, "--exp-root", str(tmp_path), "--shape", "a tall person"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "ViT-B-32" in proc.stderr and str(tmp_path / "cache") in proc.stderr
+    assert time.time() - start < 30
