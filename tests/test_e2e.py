@@ -38,7 +38,7 @@ def red_run(tmp_path_factory):
     start = time.time()
     proc = run_cli("--run", "red", "--clip", "oracle:color", "--shape", "a person", "--appearance", "red",
                    "--motion", "raising both arms", "--set", "texture.add_no_texture=false",
-                   "--set", "texture.iterations=60", "--set", "texture.end_iter=60", exp_root=exp)
+                   exp_root=exp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return exp / "red", time.time() - start, exp
 
@@ -93,7 +93,7 @@ def test_second_run_is_a_noop(red_run):
     start = time.time()
     proc = run_cli("--run", "red", "--clip", "oracle:color", "--shape", "a person", "--appearance", "red",
                    "--motion", "raising both arms", "--set", "texture.add_no_texture=false",
-                   "--set", "texture.iterations=60", "--set", "texture.end_iter=60", "--no-notebooks", exp_root=exp)
+                   "--no-notebooks", exp_root=exp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("skipped") == 6
     after = {s: json.loads((run / s / "manifest.json").read_text())["finished"] for s in before}
@@ -128,7 +128,8 @@ def test_bad_input_fails_fast_with_a_clear_error(tmp_path, args, message):
 def test_missing_clip_weights_fail_within_seconds(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "AVATARCLIP_CACHE": str(tmp_path / "cache")}
     start = time.time()
-    proc = subprocess.run([*CLI, "--exp-root", str(tmp_path), "--shape", "a tall person"], cwd=ROOT, env=env,
+    proc = subprocess.run([*CLI, "--exp-root", str(tmp_path), "--shape", "a tall person", "--appearance", "a knight",
+                           "--motion", "walking"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "ViT-B-32" in proc.stderr and str(tmp_path / "cache") in proc.stderr
