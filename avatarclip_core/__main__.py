@@ -103,8 +103,16 @@ def cmd_run(args) -> int:
         out_dir = run_root / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
         params = dict(run_name=args.run, preset=args.preset, overrides=overrides, exp_root=str(exp_root), **prompts)
+        from .pipeline import stage_inputs
+        from .rundir import RunDir
+
+        run = RunDir(run_root)
         for s in stages:
             name = NOTEBOOKS[s]
+            stage = STAGE_OF[s]
+            if run.status(stage, stage_inputs(stage, conf)) == "done":  # no kernel start for a finished stage
+                print(f"[{stage}] already finished with these inputs — skipped", flush=True)
+                continue
             print(f"== {name} ==", flush=True)
             t = time.time()
             try:

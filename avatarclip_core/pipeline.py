@@ -55,11 +55,18 @@ def body_of(conf: Config):
     return get_body_model(conf.run.body)
 
 
-def _run_inputs(conf: Config, *sections: str, prompts: tuple[str, ...] = (), clip: bool = False) -> dict:
-    out = {s: conf.section_hash(s) for s in sections}
-    out["body"] = conf.run.body
-    out["seed"] = conf.run.seed
-    out["prompts"] = {p: conf.prompts.require(p) for p in prompts}
+# What each stage's result depends on: its config section, the prompts it reads, whether it uses CLIP.
+_STAGE_INPUTS = {"01_shape": ("shape", ("shape",), True), "02_neus_init": ("neus_init", (), False),
+                 "03_texture": ("texture", ("appearance",), True), "04_poses": ("poses", ("motion",), True),
+                 "05_motion": ("motion", (), False), "06_video": ("video", (), False)}
+
+
+def stage_inputs(stage: str, conf: Config) -> dict:
+    """The inputs dict of `stage` (hashed by RunDir to skip/resume/invalidate); raises ConfigError on an empty
+    prompt the stage needs."""
+    section, prompts, clip = _STAGE_INPUTS[stage]
+    out = {section: conf.section_hash(section), "body": conf.run.body, "seed": conf.run.seed,
+           "prompts": {p: conf.prompts.require(p) for p in prompts}}
     if clip:
         out["clip"] = [conf.run.clip_model, conf.run.clip_pretrained]
     return out
@@ -96,7 +103,7 @@ def run_coarse_shape(run: RunDir, conf: Config, progress: bool = True) -> dict:
     """Stage 1: shape prompt → `01_shape/shape.json`, `body.ply` (stand pose), `preview.png`."""
     from .shape import search_shape
 
-    inputs = _run_inputs(conf, "shape", prompts=("shape",), clip=True)
+    inputs = stage_inputs("01_shape", conf)
 
     def body_fn(folder: Path) -> dict:
         device = resolve_device(conf.run.device)
@@ -128,7 +135,7 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
     from .render import render_mesh
 
     params = conf.params("neus_init")
-    inputs = _run_inputs(conf, "neus_init")
+    inputs = stage_inputs("02_neus_init", conf)
 
     def body_fn(folder: Path) -> dict:
         device = resolve_device(conf.run.device)
@@ -187,7 +194,7 @@ def run_texture(run: RunDir, conf: Config, progress: bool = True) -> dict:
     from .guidance import prompts
 
     params = conf.params("texture")
-    inputs = _run_inputs(conf, "texture", prompts=("appearance",), clip=True)
+    inputs = stage_inputs("03_texture", conf)
 
     def body_fn(folder: Path) -> dict:
         device = resolve_device(conf.run.device)
@@ -218,7 +225,7 @@ def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
     from . import motion
 
     params = conf.params("poses")
-    inputs = _run_inputs(conf, "poses", prompts=("motion",), clip=True)
+    inputs = stage_inputs("04_poses", conf)
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
@@ -246,7 +253,7 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
     from . import motion
 
     params = conf.params("motion")
-    inputs = _run_inputs(conf, "motion")
+    inputs = stage_inputs("05_motion", conf)
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
@@ -289,7 +296,7 @@ def run_video(run: RunDir, conf: Config, progress: bool = True) -> dict:
     from . import animate
 
     params = conf.params("video")
-    inputs = _run_inputs(conf, "video")
+    inputs = stage_inputs("06_video", conf)
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
