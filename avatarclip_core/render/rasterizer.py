@@ -30,7 +30,7 @@ from typing import Iterator
 
 import torch
 
-from ..cameras import Cameras, focal_from_fov
+from ..cameras import Cameras
 
 _INT64_MAX = torch.iinfo(torch.int64).max
 
@@ -46,13 +46,7 @@ def project(vertices: torch.Tensor, cameras: Cameras, height: int, width: int) -
         uv: (B, V, 2) continuous pixel coordinates (u right, v down, pixel centres at +0.5);
         depth: (B, V) distance along the viewing axis (−z_cam; positive in front of the camera).
     """
-    cam = cameras.to(vertices.device).to_camera(vertices)
-    f = focal_from_fov(cameras.fov_deg, width)
-    depth = -cam[..., 2]
-    safe = torch.where(depth.abs() < 1e-8, torch.full_like(depth, 1e-8), depth)
-    u = width / 2 + f * cam[..., 0] / safe
-    v = height / 2 - f * cam[..., 1] / safe
-    return torch.stack([u, v], -1), depth
+    return cameras.to(vertices.device).project(vertices, height, width)
 
 
 def _float_key(x: torch.Tensor) -> torch.Tensor:
