@@ -442,7 +442,7 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
             raise ClipWeightsMissing(
                 f"CLIP weights for {arch_name} / {pretrained} are not cached and cannot be downloaded ({why}). "
                 f"Download them on a machine with internet from {source} and put the file at {drop} "
-                f"(cache folder {cdir}; change it with the env var AVATARCLIP_CACHE), or {_CONFIG_HINT}. "
+                f"(cache folder {cdir}; the env var AVATARCLIP_CACHE moves its parent folder), or {_CONFIG_HINT}. "
                 "For tests and CPU smoke runs without weights, use a tiny CLIP: "
                 "`run.clip_model = tiny` / `--clip tiny` (or make_tiny_clip(path) and `tiny:<path>`).")
         cdir.mkdir(parents=True, exist_ok=True)
