@@ -102,7 +102,8 @@ def cmd_run(args) -> int:
 
         out_dir = run_root / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
-        params = dict(run_name=args.run, preset=args.preset, overrides=overrides, exp_root=str(exp_root), **prompts)
+        params = dict(run_name=args.run, preset=args.preset, overrides=overrides, exp_root=str(exp_root),
+                      interactive=False, **prompts)
         from .pipeline import stage_inputs
         from .rundir import RunDir
 

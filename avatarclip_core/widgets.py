@@ -19,10 +19,12 @@ class PromptForm:
     Attributes: `widget` (an ipywidgets VBox, or None when ipywidgets is missing) and `values()` → dict.
     """
 
-    def __init__(self, run_name: str, preset: str, prompts: dict, uses: tuple[str, ...]):
+    def __init__(self, run_name: str, preset: str, prompts: dict, uses: tuple[str, ...], interactive: bool = True):
         self._defaults = {"run_name": run_name, "preset": preset, **prompts}
         self.uses = uses
         self.widget = None
+        if not interactive:  # headless (papermill): the parameters are the values
+            return
         try:
             import ipywidgets as w
         except ImportError:  # plain Python: the parameters are the values
@@ -50,9 +52,10 @@ class PromptForm:
 
 
 def prompt_form(run_name: str, preset: str, shape: str = "", appearance: str = "", motion: str = "",
-                uses: tuple[str, ...] = ("shape", "appearance", "motion")) -> PromptForm:
-    """Build the form a notebook shows (see PromptForm)."""
-    return PromptForm(run_name, preset, {"shape": shape, "appearance": appearance, "motion": motion}, uses)
+                uses: tuple[str, ...] = ("shape", "appearance", "motion"), interactive: bool = True) -> PromptForm:
+    """Build the form a notebook shows (see PromptForm); `interactive=False` (papermill) shows no widgets."""
+    return PromptForm(run_name, preset, {"shape": shape, "appearance": appearance, "motion": motion}, uses,
+                      interactive)
 
 
 def configure(form: PromptForm, overrides: dict | None = None, exp_root: str = "exp"):

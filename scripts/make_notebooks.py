@@ -50,6 +50,7 @@ appearance = ""           # appearance prompt, e.g. "a female soldier"
 motion = ""               # motion prompt, e.g. "arguing"
 overrides = {}            # {"section.key": value}, e.g. {"run.clip_model": "tiny"}
 exp_root = "exp"
+interactive = True        # show the prompt form; `avatarclip run` (papermill) passes False
 '''
 
 
@@ -70,7 +71,8 @@ def setup_cells(uses):
     return [
         nbf.v4.new_code_cell("import avatarclip_core.widgets as nb\n"
                              "from avatarclip_core import pipeline\n"
-                             f"form = nb.prompt_form(run_name, preset, shape, appearance, motion, uses={tuple(uses)!r})\n"
+                             f"form = nb.prompt_form(run_name, preset, shape, appearance, motion, uses={tuple(uses)!r}, "
+                             "interactive=interactive)\n"
                              "form"),
         nbf.v4.new_code_cell("conf, run = nb.configure(form, overrides, exp_root)\n"
                              "print('run folder:', run.root.resolve(), '| preset:', conf.preset, "
