@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
+from .hashgrid import HashGridEncoding
 from .params import NeusInitParams
 
 
@@ -48,15 +49,24 @@ class SDFNetwork(nn.Module):
     AvatarCLIP's small/full configs (skip_in = [n_layers]); the literal reference code does not, and its
     init is then not a sphere (SDF(0) ≈ +1.6). False reproduces the literal code.
 
+    `encoding` "frequency" (default) is the reference's positional encoding; "hashgrid" replaces it by
+    [xyz, multiresolution hash-grid features] (`hashgrid.HashGridEncoding`, Instant-NGP; `hash` = its kwargs)
+    — the `fast` preset's encoding. The geometric init is the same (encoding columns start at zero weight).
+
     forward(x (N, 3)) → (N, 1 + d_hidden): column 0 is the SDF in metres, the rest the feature vector.
     """
 
     def __init__(self, d_hidden: int = 128, n_layers: int = 3, skip_in=(3,), multires: int = 6,
                  bias: float = 0.5, scale: float = 1.0, geometric_init: bool = True, weight_norm: bool = True,
-                 skip_out_fix: bool = True):
+                 skip_out_fix: bool = True, encoding: str = "frequency", hash: dict | None = None):
         super().__init__()
+        if encoding not in ("frequency", "hashgrid"):
+            raise ValueError(f"encoding = {encoding!r} is invalid: use 'frequency' or 'hashgrid'")
         self.multires, self.scale, self.skip_in = multires, scale, tuple(skip_in)
-        d_in = 3 + 6 * multires
+        self.encoding = encoding
+        self.grid = HashGridEncoding(**(hash or {})) if encoding == "hashgrid" else None
+        d_in = 3 + (self.grid.out_dim if self.grid is not None else 6 * multires)
+        has_enc = d_in > 3
         dims = [d_in] + [d_hidden] * n_layers + [1 + d_hidden]
         self.d_in, self.d_out = d_in, dims[-1]
         self.num_layers = len(dims)
@@ -66,7 +76,7 @@ class SDFNetwork(nn.Module):
             lin = nn.Linear(dims[l], out_dim)
             if geometric_init:
                 with torch.no_grad():
-                    if l == self.num_layers - 2 and l in self.skip_in and skip_out_fix and multires > 0:
+                    if l == self.num_layers - 2 and l in self.skip_in and skip_out_fix and has_enc:
                         # Output layer that is also a skip layer (AvatarCLIP's configs): IDR's init applied
                         # literally would feed the re-injected encoding with mean weights (SDF(0) ≈ +1.6, no
                         # sphere). Zero the re-injected columns and scale the mean for the narrower hidden
@@ -79,11 +89,11 @@ class SDFNetwork(nn.Module):
                     elif l == self.num_layers - 2:
                         nn.init.normal_(lin.weight, mean=math.sqrt(math.pi) / math.sqrt(dims[l]), std=1e-4)
                         nn.init.constant_(lin.bias, -bias)
-                    elif multires > 0 and l == 0:
+                    elif has_enc and l == 0:
                         nn.init.constant_(lin.bias, 0.0)
                         nn.init.constant_(lin.weight[:, 3:], 0.0)
                         nn.init.normal_(lin.weight[:, :3], 0.0, math.sqrt(2) / math.sqrt(out_dim))
-                    elif multires > 0 and l in self.skip_in:
+                    elif has_enc and l in self.skip_in:
                         nn.init.constant_(lin.bias, 0.0)
                         nn.init.normal_(lin.weight, 0.0, math.sqrt(2) / math.sqrt(out_dim))
                         nn.init.constant_(lin.weight[:, -(dims[0] - 3):], 0.0)
@@ -94,8 +104,15 @@ class SDFNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.activation = nn.Softplus(beta=100)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3) points → (N, d_in) network input: PE(x·scale), or [x·scale, hash features(x·scale)]."""
+        x = x * self.scale
+        if self.grid is not None:
+            return torch.cat([x, self.grid(x)], -1)
+        return positional_encoding(x, self.multires)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inputs = positional_encoding(x * self.scale, self.multires)
+        inputs = self.encode(x)
         h = inputs
         for l, lin in enumerate(self.layers):
             if l in self.skip_in:
@@ -204,7 +221,7 @@ class NeusModel(nn.Module):
         self.params = params
         self.sdf = SDFNetwork(params.sdf_hidden, params.sdf_layers, params.skip_in, params.multires,
                               params.sdf_bias, params.sdf_scale, params.geometric_init, params.weight_norm,
-                              params.geometric_init_skip_fix)
+                              params.geometric_init_skip_fix, params.encoding, params.hash_kwargs())
         self.variance = VarianceNetwork(params.variance_init)
         self.color = ColorNetwork(params.sdf_hidden, params.color_hidden, params.color_layers,
                                   params.weight_norm, extra_head=texture_head)

@@ -33,6 +33,11 @@ class NeusInitParams:
             zero level set is a sphere of radius 0.5 ± 0.02 (IDR init alone: ± 0.05–0.1); 0 = pure IDR init.
         color_hidden: colour MLP width (128 [256]). color_layers: colour hidden layers (1 [2]).
         variance_init: initial v of the variance net, inv_s = exp(10·v) (0.3 → 20.1).
+    Encoding (issue 4 fast path): encoding "frequency" (the reference's PE, `multires`; default) or
+        "hashgrid" (SDF input = [xyz, Instant-NGP multiresolution hash-grid features], `hashgrid.py`;
+        multires is then unused): hash_levels L (16), hash_features F per level (2), hash_log2_size
+        log2 of the per-level table size (15), hash_base_resolution (16), hash_max_resolution (1024)
+        cells per axis over [−1, 1]³.
     Renderer (reference §2.2):
         n_samples: uniform samples per ray (32). n_importance: importance samples (32).
         up_sample_steps: hierarchical steps (4; fixed inv_s 64·2^i). perturb: stratified jitter (1.0 on).
@@ -59,6 +64,12 @@ class NeusInitParams:
     color_hidden: int = 128
     color_layers: int = 1
     variance_init: float = 0.3
+    encoding: str = "frequency"
+    hash_levels: int = 16
+    hash_features: int = 2
+    hash_log2_size: int = 15
+    hash_base_resolution: int = 16
+    hash_max_resolution: int = 1024
     n_samples: int = 32
     n_importance: int = 32
     up_sample_steps: int = 4
@@ -85,6 +96,18 @@ class NeusInitParams:
         """SDF net output size: 1 SDF + feature (= sdf_hidden): 129 small, 257 full."""
         return 1 + self.sdf_hidden
 
+    @property
+    def encoded_dim(self) -> int:
+        """SDF net input size: 3 + 6·multires (frequency) or 3 + hash_levels·hash_features (hashgrid)."""
+        if self.encoding == "hashgrid":
+            return 3 + self.hash_levels * self.hash_features
+        return 3 + 6 * self.multires
+
+    def hash_kwargs(self) -> dict:
+        """Keyword arguments of `hashgrid.HashGridEncoding` from the hash_* fields."""
+        return dict(n_levels=self.hash_levels, n_features=self.hash_features, log2_table_size=self.hash_log2_size,
+                    base_resolution=self.hash_base_resolution, max_resolution=self.hash_max_resolution)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -105,9 +128,20 @@ class NeusInitParams:
         _check(isinstance(self.skip_in, (list, tuple)) and all(isinstance(i, int) and 1 <= i <= self.sdf_layers
                                                                for i in self.skip_in),
                "skip_in", self.skip_in, f"use a list of layer indices in [1, sdf_layers={self.sdf_layers}]")
+        _check(self.encoding in ("frequency", "hashgrid"), "encoding", self.encoding,
+               "use 'frequency' (the reference's positional encoding) or 'hashgrid' (fast preset)")
+        if self.encoding == "hashgrid":
+            for name in ("hash_levels", "hash_features", "hash_base_resolution"):
+                v = getattr(self, name)
+                _check(isinstance(v, int) and v >= 1, name, v, "use a positive integer")
+            _check(isinstance(self.hash_log2_size, int) and 8 <= self.hash_log2_size <= 24, "hash_log2_size",
+                   self.hash_log2_size, "use an integer in [8, 24] (15–17 typical)")
+            _check(isinstance(self.hash_max_resolution, int) and self.hash_max_resolution >= self.hash_base_resolution,
+                   "hash_max_resolution", self.hash_max_resolution,
+                   f"use an integer ≥ hash_base_resolution={self.hash_base_resolution}")
         if self.skip_in:
-            _check(self.sdf_hidden > 3 + 6 * self.multires, "sdf_hidden", self.sdf_hidden,
-                   f"must exceed the encoded input size 3 + 6·multires = {3 + 6 * self.multires} when skip_in is used")
+            _check(self.sdf_hidden > self.encoded_dim, "sdf_hidden", self.sdf_hidden,
+                   f"must exceed the encoded input size {self.encoded_dim} when skip_in is used")
         _check(isinstance(self.sphere_init_steps, int) and self.sphere_init_steps >= 0, "sphere_init_steps",
                self.sphere_init_steps, "use an integer ≥ 0 (0 disables the sphere fit)")
         _check(self.sdf_bias > 0, "sdf_bias", self.sdf_bias, "use a positive sphere radius (0.5)")
@@ -155,6 +189,9 @@ class TextureParams:
         (reference frame: 0.7 and 0.3; our avatar frame differs, DESIGN §3).
     Shading (§3.6): light_jitter_deg 45, ambient_max 0.2. Validation camera: val_distance 2.0,
         val_elevation_deg 20 (reference camera 58 = front, slightly above). chunk: rays per inference chunk.
+    encoding: the SDF input encoding this stage expects of its stage-2 model ("frequency" | "hashgrid"; the
+        network itself comes from the init checkpoint). None (default) accepts any; otherwise `train_texture`
+        raises ValueError on a mismatch (e.g. the fast texture config on a full init checkpoint).
     """
 
     iterations: int = 30000
@@ -192,6 +229,7 @@ class TextureParams:
     val_elevation_deg: float = 20.0
     chunk: int = 512
     mesh_resolution: int = 256
+    encoding: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -224,6 +262,8 @@ class TextureParams:
         _check(0 < self.fov_deg < 180, "fov_deg", self.fov_deg, "use a FoV in (0, 180) degrees")
         _check(self.ambient_max <= 1, "ambient_max", self.ambient_max, "use a fraction in [0, 1]")
         _check(self.val_distance > 0, "val_distance", self.val_distance, "use a positive distance")
+        _check(self.encoding in (None, "frequency", "hashgrid"), "encoding", self.encoding,
+               "use None (accept the init model's), 'frequency' or 'hashgrid'")
         return self
 
 

@@ -93,7 +93,8 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
         head_joint: optional (3,) head joint position; used for the face camera when params.head_height /
             face_z are None (else derived from the mesh, see `sampler.face_anchor`).
     Returns: the textured NeusModel (with head 2), eval mode, on body_vertices' device.
-    Raises: ValueError for invalid params, missing prompts or malformed meshes, before any training.
+    Raises: ValueError for invalid params, missing prompts, malformed meshes or a model whose encoding differs
+        from params.encoding (when set), before any training.
     """
     params.validate()
     if not isinstance(prompts, dict) or not isinstance(prompts.get("body"), str):
@@ -106,6 +107,9 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
         raise ValueError(f"body_vertices must be (V, 3), got {tuple(body_vertices.shape)}")
     if body_faces.ndim != 2 or body_faces.shape[-1] != 3:
         raise ValueError(f"body_faces must be (F, 3), got {tuple(body_faces.shape)}")
+    if params.encoding is not None and model.params.encoding != params.encoding:
+        raise ValueError(f"texture.encoding = {params.encoding!r} but the init model uses encoding "
+                         f"{model.params.encoding!r}; rerun stage 2 with this preset or set texture.encoding = None")
     dev = body_vertices.device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

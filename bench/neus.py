@@ -1,0 +1,213 @@
+"""Benchmark of stages 2–3: `full` vs `fast` preset side by side (issue 4), JSON on stdout.
+
+Both presets run through the same code (`fit_neus_init`, `texture_step`); only their configuration
+(confs/full.conf, confs/fast.conf, loaded with `load_config`) differs. At reduced scale the run-length and
+image-size knobs are overridden identically for both (ray budget, image size, views, batch), never the
+network / encoding / sample settings being compared.
+
+Figures:
+- texture: iterations/second of `texture_step` (ColorOracle encoder, no weights needed; same ray budget,
+  same encoder, same body) for full and fast, and fast/full.
+- init: wall time of `fit_neus_init` (training only; resume overhead subtracted) until the held-out-view
+  silhouette IoU (views between the training views) reaches `--iou` for full and fast, and fast/full.
+  A preset that does not reach it within its time cap reports the cap as a lower bound (reached = false).
+- memory: peak RSS (MiB, resource.getrusage in a fresh subprocess) of one `small`-preset texture step at
+  its real ray budget (7,000 rays) and image size; on CUDA also torch.cuda.max_memory_allocated.
+
+Usage: python bench/neus.py [--scale tiny|reduced] [--threads N] [--device cpu|cuda] [--body anny|ellipsoid]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from avatarclip_core.cameras import orbit_cameras  # noqa: E402
+from avatarclip_core.config import load_config  # noqa: E402
+from avatarclip_core.guidance.testing import ColorOracle  # noqa: E402
+from avatarclip_core.neus import NeusModel, TextureCameraSampler, body_views, fit_neus_init  # noqa: E402
+from avatarclip_core.neus.renderer import render_views  # noqa: E402
+from avatarclip_core.neus.texture import texture_step  # noqa: E402
+from avatarclip_core.render import render_mesh  # noqa: E402
+
+PROMPTS = {"body": "a 3D rendering of a red person in unreal engine",
+           "face": "a 3D rendering of the face of a red person in unreal engine",
+           "back": "a 3D rendering of the back of a red person in unreal engine"}
+
+SCALES = {
+    # texture: rays per step, GT image side, timed steps; init: image side, views, batch, eval cadence,
+    # time cap per preset (s), held-out view side.
+    "tiny": dict(rays=256, tex_size=48, tex_steps=3, init_size=32, elev=[-20.0, 20.0], az_step=90.0, batch=256,
+                 eval_every=25, cap=20.0, end_iter=2000, val_size=32, mem_rays=1000, mem_size=64),
+    "reduced": dict(rays=512, tex_size=64, tex_steps=2, init_size=48, elev=[-30.0, 0.0, 30.0], az_step=60.0,
+                    batch=256, eval_every=25, cap=30.0, end_iter=3000, val_size=32, mem_rays=7000, mem_size=256),
+}
+
+
+def get_body(kind: str, device):
+    """(V, 3), (F, 3) long: the anny body in the stand pose, or an ellipsoid of body-like extent."""
+    if kind == "anny":
+        from avatarclip_core.body import get_body_model, stand_pose
+
+        mesh = get_body_model("anny")(pose=stand_pose()[None])
+        return mesh.vertices[0].float().to(device), mesh.faces.long().to(device)
+    import trimesh
+
+    m = trimesh.creation.icosphere(subdivisions=3)
+    m.apply_scale((0.45, 0.8, 0.25))
+    return (torch.tensor(m.vertices, dtype=torch.float32, device=device),
+            torch.tensor(m.faces, dtype=torch.long, device=device))
+
+
+def preset_params(preset: str):
+    cfg = load_config(preset)
+    return cfg.params("neus_init"), cfg.params("texture")
+
+
+def _sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bench_texture(preset: str, V, F, sc: dict, device, seed: int = 0) -> dict:
+    """Iterations/second of texture_step for a preset at the scale's ray budget and image size."""
+    ip, tp = preset_params(preset)
+    ip = dataclasses.replace(ip, sphere_init_steps=0)
+    tp = dataclasses.replace(tp, max_ray_num=sc["rays"], image_size=sc["tex_size"]).validate()
+    torch.manual_seed(seed)
+    model = NeusModel(ip).to(device).with_texture_head(torch.Generator().manual_seed(seed))
+    enc = ColorOracle()
+    text = {k: enc.encode_text([v])[0].to(device) for k, v in PROMPTS.items()}
+    sampler = TextureCameraSampler.from_params(tp, (0.0, 0.6, 0.1), seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=tp.learning_rate)
+    texture_step(model, opt, sampler, gen, V, F, enc, text, tp, 1, tp.image_size)  # warm-up (step 1: body view)
+    _sync(device)
+    t0 = time.perf_counter()
+    rays = 0
+    for s in range(2, 2 + sc["tex_steps"]):
+        out = texture_step(model, opt, sampler, gen, V, F, enc, text, tp, s, tp.image_size)
+        rays += out["n_rays"]
+    _sync(device)
+    dt = time.perf_counter() - t0
+    return {"it_per_s": sc["tex_steps"] / dt, "mean_rays": rays / sc["tex_steps"],
+            "samples_per_ray": ip.n_samples + ip.n_importance, "encoding": ip.encoding,
+            "sdf": f"{ip.sdf_layers}x{ip.sdf_hidden}", "params": sum(p.numel() for p in model.parameters())}
+
+
+def heldout_iou(model, V, F, size: int) -> float:
+    """Silhouette IoU (alpha > 0.5) over 4 views between the training views (azimuths 30+90k°, elevation 10°)."""
+    cams = orbit_cameras(2.2, [10.0], [30.0, 120.0, 210.0, 300.0]).to(V.device)
+    with torch.no_grad():
+        pred = render_views(model, cams, size, size, chunk=4096)["alpha"] > 0.5
+        gt = render_mesh(V, F, cams, size).alpha > 0.5
+    return float((pred & gt).sum()) / max(float((pred | gt).sum()), 1.0)
+
+
+def bench_init(preset: str, V, F, sc: dict, iou_bar: float, device, seed: int = 0) -> dict:
+    """Training time of fit_neus_init until the held-out silhouette IoU ≥ iou_bar (or the time cap)."""
+    ip, _ = preset_params(preset)
+    ip = dataclasses.replace(ip, image_size=sc["init_size"], view_elevations_deg=sc["elev"],
+                             view_azimuth_step_deg=sc["az_step"], batch_size=sc["batch"], end_iter=sc["end_iter"],
+                             warm_up_end=min(ip.warm_up_end, sc["end_iter"] // 20), val_every=10 ** 9,
+                             save_every=sc["eval_every"], iterations=sc["eval_every"]).validate()
+    images, masks, cams = body_views(V, F, ip)
+    trace, train_time, overhead = [], 0.0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        step = 0
+        while True:
+            step += sc["eval_every"]
+            p = dataclasses.replace(ip, iterations=step)
+            _sync(device)
+            t0 = time.perf_counter()
+            model = fit_neus_init(images, masks, cams, p, tmp, seed=seed, progress=False)
+            _sync(device)
+            dt = time.perf_counter() - t0
+            if step > sc["eval_every"]:
+                if overhead is None:  # construction + checkpoint load of a resumed call, measured once
+                    t1 = time.perf_counter()
+                    fit_neus_init(images, masks, cams, p, tmp, seed=seed, progress=False)
+                    overhead = time.perf_counter() - t1
+                dt = max(dt - overhead, 0.0)
+            train_time += dt
+            iou = heldout_iou(model, V, F, sc["val_size"])
+            trace.append((step, round(train_time, 2), round(iou, 4)))
+            if iou >= iou_bar or train_time >= sc["cap"] or step >= sc["end_iter"]:
+                break
+    return {"seconds": train_time, "steps": step, "iou": iou, "reached": iou >= iou_bar, "trace": trace,
+            "encoding": ip.encoding, "lr": ip.learning_rate}
+
+
+def memory_child(rays: int, size: int, device: str) -> None:
+    """Run one `small`-preset texture step and print {'peak_rss_mib', 'cuda_peak_mib'} (subprocess)."""
+    V, F = get_body("ellipsoid", device)
+    ip, tp = preset_params("small")
+    ip = dataclasses.replace(ip, sphere_init_steps=0)
+    tp = dataclasses.replace(tp, max_ray_num=rays, image_size=size)
+    model = NeusModel(ip).to(device).with_texture_head(torch.Generator().manual_seed(0))
+    enc = ColorOracle()
+    text = {k: enc.encode_text([v])[0].to(device) for k, v in PROMPTS.items()}
+    sampler = TextureCameraSampler.from_params(tp, (0.0, 0.6, 0.1), 0)
+    opt = torch.optim.Adam(model.parameters(), lr=tp.learning_rate)
+    t0 = time.perf_counter()
+    out = texture_step(model, opt, sampler, torch.Generator().manual_seed(0), V, F, enc, text, tp, 1, size)
+    dt = time.perf_counter() - t0
+    res = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "n_rays": out["n_rays"],
+           "image_size": size, "step_seconds": dt}
+    if device.startswith("cuda"):
+        res["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps(res))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", choices=sorted(SCALES), default="reduced")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--body", choices=["anny", "ellipsoid"], default="ellipsoid")
+    ap.add_argument("--iou", type=float, default=None, help="held-out silhouette IoU bar (0.9 tiny/reduced)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["texture", "init", "memory"])
+    ap.add_argument("--_memory_child", nargs=2, type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a._memory_child:
+        return memory_child(*a._memory_child, a.device)
+    sc = SCALES[a.scale]
+    iou_bar = a.iou if a.iou is not None else 0.9
+    V, F = get_body(a.body, a.device)
+    res = {"scale": a.scale, "threads": a.threads, "device": a.device, "body": a.body,
+           "torch": torch.__version__}
+    t_all = time.perf_counter()
+    if "texture" not in a.skip:
+        tex = {p: bench_texture(p, V, F, sc, a.device) for p in ("full", "fast")}
+        tex["ratio_fast_over_full"] = tex["fast"]["it_per_s"] / tex["full"]["it_per_s"]
+        tex["target"] = ">= 5"
+        res["texture"] = tex
+    if "init" not in a.skip:
+        ini = {p: bench_init(p, V, F, sc, iou_bar, a.device) for p in ("fast", "full")}
+        ini["iou_bar"] = iou_bar
+        ini["ratio_fast_over_full"] = ini["fast"]["seconds"] / max(ini["full"]["seconds"], 1e-9)
+        ini["ratio_is_upper_bound"] = not ini["full"]["reached"]
+        ini["target"] = "<= 0.1"
+        res["init"] = ini
+    if "memory" not in a.skip:
+        cmd = [sys.executable, __file__, "--threads", str(a.threads), "--device", a.device,
+               "--_memory_child", str(sc["mem_rays"]), str(sc["mem_size"])]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        res["memory_small_texture_step"] = json.loads(out)
+    res["bench_seconds"] = time.perf_counter() - t_all
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
