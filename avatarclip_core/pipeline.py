@@ -41,7 +41,7 @@ def _load_encoder(model: str, pretrained: str, cache: str, device: str):
         if kind not in oracles:
             raise ConfigError(f"run.clip_model = {model!r}: unknown oracle; use one of "
                               f"{', '.join('oracle:' + k for k in oracles)}")
-        return oracles[kind]().to(device) if hasattr(oracles[kind](), "to") else oracles[kind]()
+        return oracles[kind]().to(device)
     return load_clip(model, pretrained=pretrained, device=device, cache_dir=cache or None)
 
 
@@ -52,6 +52,7 @@ def load_encoder(conf: Config):
 
 
 def body_of(conf: Config):
+    """The body model named by `run.body` (built once per process)."""
     return get_body_model(conf.run.body)
 
 

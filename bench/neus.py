@@ -176,13 +176,16 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--body", choices=["anny", "ellipsoid"], default="ellipsoid")
     ap.add_argument("--iou", type=float, default=None, help="held-out silhouette IoU bar (0.9 tiny/reduced)")
+    ap.add_argument("--cap", type=float, default=None, help="init time cap per preset in seconds")
     ap.add_argument("--skip", nargs="*", default=[], choices=["texture", "init", "memory"])
     ap.add_argument("--_memory_child", nargs=2, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a._memory_child:
         return memory_child(*a._memory_child, a.device)
-    sc = SCALES[a.scale]
+    sc = dict(SCALES[a.scale])
+    if a.cap is not None:
+        sc["cap"], sc["end_iter"] = a.cap, max(sc["end_iter"], int(a.cap * 20))
     iou_bar = a.iou if a.iou is not None else 0.9
     V, F = get_body(a.body, a.device)
     res = {"scale": a.scale, "threads": a.threads, "device": a.device, "body": a.body,
