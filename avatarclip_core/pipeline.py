@@ -151,6 +151,7 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
                 "frames": [{"file": f"{i:04d}.png", "c2w": cams.c2w[i].cpu().tolist()} for i in range(len(cams))]})
         model = neus.fit_neus_init(images, masks, cams, params, folder, seed=conf.run.seed, progress=progress)
         figures = evaluate_views(model, images, masks, cams, params)
+        figures["chamfer_mm"] = chamfer_to_body(model, verts, faces)
         front = _front_index(cams)
         pred = neus_render(model, cams[front], params)
         write_png(folder / "preview.png", torch.cat([images[front].cpu(), pred["rgb"][0].detach().cpu()], dim=1))
@@ -179,6 +180,26 @@ def evaluate_views(model, images, masks, cams, params, max_views: int = 6) -> di
         psnrs.append(float(-10 * torch.log10(mse.clamp_min(1e-10))))
     return {"silhouette_iou": round(sum(ious) / len(ious), 4), "masked_psnr_db": round(sum(psnrs) / len(psnrs), 2),
             "views_evaluated": len(idx)}
+
+
+@torch.no_grad()
+def chamfer_to_body(model, vertices, faces, resolution: int = 128, samples: int = 20000) -> float:
+    """Symmetric Chamfer distance (mean of both directions, mm) between the NeuS zero level set (marching cubes
+    at `resolution`³) and the body mesh, from `samples` surface points each."""
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    from . import neus
+
+    mesh = neus.extract_mesh(model, resolution=resolution, head="base", with_colors=False)
+    if len(mesh.faces) == 0:
+        return float("inf")
+    body = trimesh.Trimesh(vertices.detach().cpu().numpy(), faces.cpu().numpy(), process=False)
+    a = trimesh.sample.sample_surface(mesh, samples, seed=0)[0]
+    b = trimesh.sample.sample_surface(body, samples, seed=0)[0]
+    d_ab = cKDTree(b).query(a)[0].mean()
+    d_ba = cKDTree(a).query(b)[0].mean()
+    return round(float(500.0 * (d_ab + d_ba)), 2)
 
 
 def neus_render(model, cam, params):
