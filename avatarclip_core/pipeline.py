@@ -133,7 +133,6 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
     """Stage 2: renders of the stand-posed coarse body from a camera ring, NeuS fitted to them →
     `02_neus_init/views/` (PNG + cameras.json), `ckpt.pt`, `preview.png`."""
     from . import neus
-    from .render import render_mesh
 
     params = conf.params("neus_init")
     inputs = stage_inputs("02_neus_init", conf)
