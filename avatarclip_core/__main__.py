@@ -17,7 +17,7 @@ NOTEBOOKS = {"01": "01_coarse_shape", "02": "02_neus_init", "03": "03_clip_textu
 STAGE_OF = {"01": "01_shape", "02": "02_neus_init", "03": "03_texture", "04": "04_poses", "05": "05_motion",
             "06": "06_video"}
 # Prompts and CLIP needed by each stage (checked before anything runs).
-NEEDS_PROMPT = {"01": "shape", "03": "appearance", "04": "motion"}
+NEEDS_PROMPT = {"01": "shape", "03": "appearance", "04": "motion", "05": "motion"}
 NEEDS_CLIP = {"01", "03", "04"}
 
 

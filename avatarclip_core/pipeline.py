@@ -59,7 +59,7 @@ def body_of(conf: Config):
 # What each stage's result depends on: its config section, the prompts it reads, whether it uses CLIP.
 _STAGE_INPUTS = {"01_shape": ("shape", ("shape",), True), "02_neus_init": ("neus_init", (), False),
                  "03_texture": ("texture", ("appearance",), True), "04_poses": ("poses", ("motion",), True),
-                 "05_motion": ("motion", (), False), "06_video": ("video", (), False)}
+                 "05_motion": ("motion", ("motion",), True), "06_video": ("video", (), False)}
 
 
 def stage_inputs(stage: str, conf: Config) -> dict:
@@ -250,8 +250,9 @@ def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
-        poses, scores, indices = motion.retrieve_poses(load_encoder(conf), conf.prompts.motion, body, params,
-                                                       progress=progress)
+        poses, scores, indices = motion.generate_poses(
+            load_encoder(conf), conf.prompts.motion, body, params, progress=progress,
+            generator=torch.Generator().manual_seed(conf.run.seed))
         atomic_save_npz(folder / "candidates.npz", poses=poses.cpu().numpy().astype(np.float32),
                         scores=scores.cpu().numpy().astype(np.float32), library_index=np.asarray(indices))
         images = motion.render_pose_images(body, poses, image_size=256)
@@ -278,7 +279,10 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
-        poses, root = motion.interpolate_motion(load_candidates(run), params)
+        poses, root = motion.generate_motion(
+            load_candidates(run), params, encoder=load_encoder(conf) if params.generator == "optimize" else None,
+            text=conf.prompts.motion, body=body, progress=progress,
+            generator=torch.Generator().manual_seed(conf.run.seed))
         atomic_save_npz(folder / "motion.npz", poses=poses.numpy().astype(np.float32),
                         root_translation=root.numpy().astype(np.float32), fps=np.float32(params.fps),
                         joint_names=np.array(skeleton.JOINT_NAMES))

@@ -1,7 +1,7 @@
 """Build avatarclip_core/assets/pose_library.npz from ../shared/data/cmu_mocap (issue 5, reference §6.1).
 
-Steps: retarget every clip of clips.csv to the 22-joint skeleton at 30 fps (`bvh_retarget.retarget_bvh`,
-with clips.csv's true fps), hold out a split by clip (`split_clips`), take the training clips' frames
+Steps: retarget every clip of clips.csv to the 22-joint skeleton at 30 fps (`mocap_data.load_mocap`:
+`bvh_retarget.retarget_bvh` with clips.csv's true fps), hold out a split by clip (`split_clips`), take the training clips' frames
 (every `--stride`-th), remove the heading so the body faces +z, optionally add left-right mirrored copies,
 and pick distinct poses by farthest-point selection under the mean |Δθ| distance. Deterministic given
 --seed. Writes the .npz and avatarclip_core/assets/POSE_LIBRARY.md (settings, counts, split, licence).
@@ -11,23 +11,22 @@ and pick distinct poses by farthest-point selection under the mean |Δθ| distan
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from avatarclip_core import skeleton  # noqa: E402
 from avatarclip_core.io import atomic_write_text  # noqa: E402
-from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS, bone_direction_error, retarget_bvh  # noqa: E402
+from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS  # noqa: E402
+from avatarclip_core.motion.mocap_data import load_mocap  # noqa: E402
 from avatarclip_core.motion.pose_library import (LIBRARY_PATH, PoseLibrary, farthest_point_selection,  # noqa: E402
-                                                  remove_heading, split_clips)
+                                                  remove_heading)
 
 
 def main(argv=None) -> None:
@@ -42,29 +41,22 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    data = Path(args.data)
-    if not (data / "clips.csv").exists():
-        raise SystemExit(f"{data}/clips.csv not found: pass --data pointing at the cmu_mocap folder")
-    rows = list(csv.DictReader(open(data / "clips.csv", newline="", encoding="utf-8")))
-    ids = [r["cmu_clip_id"] for r in rows]
-    splits = split_clips(ids, args.test_fraction, args.seed)
-    t0 = time.time()
+    try:
+        ds = load_mocap(args.data, args.test_fraction, args.seed)
+    except FileNotFoundError as e:
+        raise SystemExit(str(e))
+    rows, ids, splits = ds.rows, ds.clip_ids, ds.splits
     poses, clip_idx, frames, n_frames = [], [], [], Counter()
-    bone_err: dict[str, list[float]] = {}
-    for c, row in enumerate(tqdm(rows, desc="retarget")):
-        clip = retarget_bvh(data / row["path"], DEFAULT_REST_JOINTS, fps=float(row["true_fps"]))
+    for c, clip in enumerate(ds.clips):
         n_frames[splits[c]] += clip.poses.shape[0]
-        err = bone_direction_error(clip.poses, clip.joints, DEFAULT_REST_JOINTS).rad2deg()
-        bone_err.setdefault(clip.skeleton_type, []).extend([float(err.mean()), float(err.max())])
         if splits[c] != "train":
             continue
         sel = torch.arange(0, clip.poses.shape[0], args.stride)
         poses.append(clip.poses[sel])
         clip_idx.append(torch.full((len(sel),), c))
         frames.append(sel)
-    t_retarget = time.time() - t0
-    bone_stats = {k: dict(mean_deg=round(sum(v[0::2]) / len(v[0::2]), 2), max_deg=round(max(v[1::2]), 2))
-                  for k, v in bone_err.items()}
+    t_retarget = ds.seconds
+    bone_stats = ds.bone_stats()
     poses = remove_heading(torch.cat(poses))
     clip_idx, frames = torch.cat(clip_idx), torch.cat(frames)
     mirrored = torch.zeros(len(poses), dtype=torch.bool)

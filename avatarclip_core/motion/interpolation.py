@@ -14,20 +14,50 @@ import torch
 from .. import skeleton
 
 
+MOTION_GENERATORS = ("interpolate", "optimize")
+
+
 @dataclass
 class MotionParams:
-    """Settings of the interpolated motion.
+    """Settings of stage 5, poses → motion (reference §6.2 / §7.2 `motion_generator`).
 
     Attributes:
+        generator: "interpolate" (default; slerp through the ranked candidates, `interpolate_motion`) or
+            "optimize" (the MotionOptimizer of reference §6.2 on the motion VAE's latent,
+            `generators.MotionOptimizer`; needs a CLIP encoder, the prompt and the body when clip_coef > 0,
+            and num_frames = 60, the prior's window).
         num_frames: frames T of the motion (reference num_frame = 60).
         fps: frames per second (reference 30; 60 frames = 2 s).
-        ease: False = constant angular speed between anchors (slerp with linear weights); True = smoothstep
-            weights 3t² − 2t³ (slow in/out at every candidate, peak speed 1.5× the linear one).
+        ease: "interpolate" only. False = constant angular speed between anchors (slerp with linear weights);
+            True = smoothstep weights 3t² − 2t³ (slow in/out at every candidate, peak speed 1.5× the linear one).
+        num_iterations: "optimize": Adam steps on the 256-d latent (reference 5000).
+        lr: "optimize": Adam learning rate (reference 0.01).
+        recon_coef: "optimize": weights of the ranked candidates in the reconstruction term (reference
+            (1, 0.8, 0.6, 0.4, 0.2)); truncated to the number of candidates (fewer than 5 work).
+        clip_coef: "optimize": weight of the CLIP term (reference 0.001; 0 = the reference's baseline).
+        delta_coef: "optimize": weight of the (subtracted) mean squared consecutive-frame axis-angle
+            difference, which sets the motion's intensity (reference 0.01; lower it if the motion is too wild).
+        clip_num_part: "optimize": frames s ~ U{0 … clip_num_part − 1} and s + clip_num_part are rendered
+            each step (reference 30).
+        azimuth_deg: "optimize": camera azimuth of those renders, degrees, 0 = the body's front (reference NR
+            azimuth 150 = front − 30°).
+        image_size: "optimize": square render size in pixels fed to the encoder (reference 224).
+        sigma: "optimize": silhouette edge softness (pixels) of those renders.
     """
 
+    generator: str = "interpolate"
     num_frames: int = 60
     fps: float = 30.0
     ease: bool = False
+    num_iterations: int = 5000
+    lr: float = 0.01
+    recon_coef: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2)
+    clip_coef: float = 0.001
+    delta_coef: float = 0.01
+    clip_num_part: int = 30
+    azimuth_deg: float = -30.0
+    image_size: int = 224
+    sigma: float = 0.5
 
     def validate(self) -> "MotionParams":
         """Return self; raise ValueError naming the field, its value and the fix."""
@@ -38,6 +68,29 @@ class MotionParams:
             raise ValueError(f"MotionParams.fps={self.fps!r} is invalid; use a positive frame rate such as 30")
         if not isinstance(self.ease, bool):
             raise ValueError(f"MotionParams.ease={self.ease!r} is invalid; use True or False")
+
+        def bad(name, fix):
+            raise ValueError(f"MotionParams.{name}={getattr(self, name)!r} is invalid; {fix}")
+
+        if self.generator not in MOTION_GENERATORS:
+            bad("generator", f"use one of {', '.join(map(repr, MOTION_GENERATORS))}")
+        for name in ("num_iterations", "clip_num_part", "image_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "num_iterations" else 1):
+                bad(name, "use a positive integer" if name != "num_iterations" else "use an integer ≥ 0")
+        if not self.lr > 0:
+            bad("lr", "use a positive Adam learning rate such as 0.01")
+        if len(self.recon_coef) < 1 or not all(c >= 0 for c in self.recon_coef):
+            bad("recon_coef", "give one or more non-negative weights, best candidate first, e.g. (1, 0.8, 0.6, 0.4, 0.2)")
+        if not self.clip_coef >= 0 or not self.delta_coef >= 0:
+            bad("clip_coef" if not self.clip_coef >= 0 else "delta_coef", "use a non-negative weight")
+        if not self.sigma > 0:
+            bad("sigma", "use a positive edge softness in pixels such as 0.5")
+        if self.generator == "optimize":
+            if self.num_frames != 60:
+                bad("num_frames", "the motion prior decodes 60-frame windows: use 60 with generator 'optimize'")
+            if self.clip_num_part >= self.num_frames:
+                bad("clip_num_part", f"use a value < num_frames ({self.num_frames}), e.g. 30")
         return self
 
 

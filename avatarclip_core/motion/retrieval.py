@@ -24,14 +24,20 @@ from .. import skeleton
 from ..cameras import orbit_cameras
 from .pose_library import PoseLibrary, load_pose_library, pose_distance
 
+POSE_GENERATORS = ("library", "optimize", "latent")
 _RENDER_VERSION = 1  # bump when the rendering of library poses changes (invalidates cached embeddings)
 
 
 @dataclass
 class PoseParams:
-    """Settings of pose retrieval (reference §6.1 / §7.2 `pose_generator`).
+    """Settings of stage 4, text → poses (reference §6.1 / §7.2 `pose_generator`).
 
     Attributes:
+        generator: which pose generator (reference `pose_generator.type`):
+            "library" (default) — CLIP retrieval from the pose library (VPoserCodebook adapted, `retrieve_poses`);
+            "optimize" — direct optimisation of the 21 body-joint rotations (PoseOptimizer, `optimize_poses`);
+            "latent" — optimisation of the pose VAE's 32-d latent through its decoder (VPoserOptimizer,
+            `optimize_pose_latents`). All return (K, 22, 3) sorted by CLIP score.
         top_k: number of candidates K returned (reference topk 5); fewer when the library runs out of
             distinct poses.
         pre_topk: best-scoring poses considered before duplicate suppression (reference 40).
@@ -47,6 +53,14 @@ class PoseParams:
         library_limit: use only the first N library poses (farthest-point order, so a prefix is a coarser
             cover); 0 = all.
         batch_size: poses rendered per batch while computing embeddings.
+        num_iterations: Adam steps of the "optimize" / "latent" generators (reference num_iteration 500).
+        lr: Adam learning rate of those generators (reference 0.01).
+        init_std: "optimize": the body-joint axis-angle components start from N(0, init_std²) (0 = the rest
+            T-pose; the reference's N(0, 1) gives wildly twisted starts); "latent": z starts from N(0, I).
+        init_pose: "optimize": the mean of the initial poses: "stand" (`body.base.stand_pose()`, arms down,
+            the static avatar's pose) or "rest" (the T-pose, zero rotations).
+        sigma: silhouette edge softness in pixels of the differentiable renders of those generators
+            (`render_mesh` sigma; > 0 so that silhouette gradients reach the pose).
     """
 
     top_k: int = 5
@@ -61,6 +75,12 @@ class PoseParams:
     background: float = 0.0
     library_limit: int = 0
     batch_size: int = 8
+    generator: str = "library"
+    num_iterations: int = 500
+    lr: float = 0.01
+    init_std: float = 0.1
+    init_pose: str = "stand"
+    sigma: float = 0.5
 
     def validate(self) -> "PoseParams":
         """Return self; raise ValueError naming the field, its value and the fix."""
@@ -87,12 +107,26 @@ class PoseParams:
             bad("background", "use a grey level in [0, 1]")
         if not isinstance(self.library_limit, int) or self.library_limit < 0:
             bad("library_limit", "use 0 (all poses) or a positive number of poses")
+        if self.generator not in POSE_GENERATORS:
+            bad("generator", f"use one of {', '.join(map(repr, POSE_GENERATORS))}")
+        if not isinstance(self.num_iterations, int) or isinstance(self.num_iterations, bool) \
+                or self.num_iterations < 0:
+            bad("num_iterations", "use an integer ≥ 0 (the reference uses 500)")
+        if not self.lr > 0:
+            bad("lr", "use a positive Adam learning rate such as 0.01")
+        if not self.init_std >= 0:
+            bad("init_std", "use a non-negative standard deviation in radians such as 0.1")
+        if self.init_pose not in ("stand", "rest"):
+            bad("init_pose", "use 'stand' (arms-down standing pose) or 'rest' (T-pose)")
+        if not self.sigma > 0:
+            bad("sigma", "use a positive edge softness in pixels such as 0.5 (0 would stop silhouette gradients)")
         return self
 
     def render_key(self) -> dict:
         """The settings that change the library embeddings (part of the cache key)."""
         d = asdict(self)
-        for k in ("top_k", "pre_topk", "dup_threshold", "batch_size"):
+        for k in ("top_k", "pre_topk", "dup_threshold", "batch_size", "generator", "num_iterations", "lr",
+                  "init_std", "init_pose", "sigma"):
             d.pop(k)
         d["azimuths_deg"] = [float(a) for a in self.azimuths_deg]
         return d

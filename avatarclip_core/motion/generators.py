@@ -1,0 +1,248 @@
+"""Text-driven pose and motion generators of AvatarCLIP's AvatarAnimate (reference §6.1, §6.2) on our open
+priors, and the dispatchers `generate_poses` / `generate_motion` selected by `PoseParams.generator` /
+`MotionParams.generator` (reference `pose_generator.type` / `motion_generator.type`).
+
+Poses ("library" | "optimize" | "latent"):
+* "library" — `retrieve_poses` (VPoserCodebook adapted).
+* "optimize" — PoseOptimizer: the 21 body-joint axis-angles (63 numbers; global orientation fixed upright,
+  facing the front camera) start from N(0, init_std²), Adam (lr 0.01), loss 1 − cos(multi-view CLIP image
+  embedding, text embedding), `num_iterations` steps; the top_k runs are batched (independent: the loss
+  is a sum over runs and Adam is per-parameter), then sorted by a fresh no-grad score.
+* "latent" — VPoserOptimizer: the same on z ∈ R^32 ~ N(0, I) of the pose VAE, decoded by its decoder.
+Renders: `render_poses` (body.forward(pose) → differentiable `render_mesh`), the same cameras and colours as
+retrieval (`PoseParams.azimuths_deg`, …); the reference's per-step N(0, 0.3²)° elevation jitter is omitted.
+
+Motion ("interpolate" | "optimize"):
+* "interpolate" — `interpolate_motion` (slerp through the candidates).
+* "optimize" — `MotionOptimizer` (reference §6.2 "ours") on the motion VAE's 256-d latent.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import skeleton
+from ..cameras import orbit_cameras
+from .interpolation import MotionParams, interpolate_motion
+from .priors import (MotionVAE, PoseVAE, axis_angle_to_rot6d, body_rotmats_to_pose, load_motion_vae,
+                     load_pose_vae, rotmat_to_axis_angle, rotmat_to_rot6d)
+from .retrieval import PoseParams, _cameras, render_poses, retrieve_poses, text_embedding
+
+
+def clip_pose_scores(encoder, body, poses: torch.Tensor, text_e: torch.Tensor, cameras, image_size: int,
+                     color=(0.78, 0.68, 0.6), background: float = 0.0, sigma: float = 0.5) -> torch.Tensor:
+    """CLIP score of poses: cos(normalised mean over the cameras of the unit image embeddings, text).
+
+    The reference's `get_pose_feature` + cosine (§6): poses (P, 22, 3) axis-angle rendered on the body's
+    default shape from every camera (`render_poses`, Lambert, uniform `color` on `background`).
+    Args: text_e (D,) unit text embedding. Returns (P,) float32, differentiable w.r.t. `poses`.
+    """
+    device = getattr(encoder, "device", torch.device("cpu"))
+    rgb, alpha = render_poses(body, poses, cameras, image_size, color, background, device=device, sigma=sigma)
+    P, C = rgb.shape[:2]
+    e = encoder.encode_image(rgb.reshape(P * C, *rgb.shape[2:]), alpha.reshape(P * C, *alpha.shape[2:]))
+    e = torch.nn.functional.normalize(e.float(), dim=-1).reshape(P, C, -1).mean(1)
+    e = torch.nn.functional.normalize(e, dim=-1)
+    return (e * text_e.to(e)).sum(-1).cpu()
+
+
+def _optimize(decode, init: torch.Tensor, encoder, text: str, body, params: PoseParams, progress: bool, desc: str
+              ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """Adam on `init` (K, …) through `decode` → (K, 22, 3) poses; loss Σ_k (1 − score_k). Returns the poses
+    sorted by a fresh score, the scores and the per-step mean loss."""
+    text_e = text_embedding(encoder, text)
+    cams = _cameras(params)
+    x = init.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=params.lr)
+    history = []
+    for _ in tqdm(range(params.num_iterations), desc=desc, disable=not progress):
+        scores = clip_pose_scores(encoder, body, decode(x), text_e, cams, params.image_size, params.color,
+                                  params.background, params.sigma)
+        loss = (1.0 - scores).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item() / x.shape[0])
+    with torch.no_grad():
+        poses = decode(x).detach()
+        scores = clip_pose_scores(encoder, body, poses, text_e, cams, params.image_size, params.color,
+                                  params.background, params.sigma)
+    order = torch.argsort(scores, descending=True, stable=True)
+    return poses[order].float(), scores[order].float(), history
+
+
+def _generator(generator):
+    return generator if generator is not None else torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+
+
+def optimize_poses(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """PoseOptimizer (reference §6.1): direct optimisation of the body-joint rotations.
+
+    Args:
+        encoder: CLIP-like encoder; text: the pose description X of "a rendered 3d man is X".
+        body: `BodyModel` (default shape). params: `PoseParams` (top_k runs, num_iterations, lr, init_std,
+        cameras, image_size, sigma). generator: torch.Generator for the initial poses (default: seeded from
+        torch's global seed).
+    Returns:
+        poses (K, 22, 3) float32 axis-angle (global orientation 0), scores (K,) descending.
+    Raises:
+        ValueError: on invalid params or a blank text.
+    """
+    params = (params or PoseParams()).validate()
+    init = torch.randn(params.top_k, 21, 3, generator=_generator(generator)) * params.init_std
+    if params.init_pose == "stand":
+        from ..body.base import stand_pose
+
+        init = init + stand_pose()[1:].to(init)
+
+    def decode(x):
+        return torch.cat([torch.zeros_like(x[:, :1]), x], dim=1)
+
+    poses, scores, _ = _optimize(decode, init, encoder, text, body, params, progress, "pose optimisation")
+    return poses, scores
+
+
+def optimize_pose_latents(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
+                          generator: torch.Generator | None = None, vae: PoseVAE | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """VPoserOptimizer (reference §6.1): optimise z ∈ R^32 ~ N(0, I) of the pose VAE through its decoder.
+
+    Same arguments and returns as `optimize_poses`; `vae` defaults to `load_pose_vae()` (on the CPU).
+    Raises FileNotFoundError when the pose VAE weights are missing.
+    """
+    params = (params or PoseParams()).validate()
+    vae = vae or load_pose_vae()
+    init = torch.randn(params.top_k, vae.latent_dim, generator=_generator(generator))
+    poses, scores, _ = _optimize(vae.decode, init, encoder, text, body, params, progress, "pose-latent optimisation")
+    return poses, scores
+
+
+def generate_poses(encoder, text: str, body, params: PoseParams | None = None, cache_dir=None,
+                   progress: bool = True, library=None, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stage 4 dispatcher on `params.generator` ("library" | "optimize" | "latent", see `PoseParams`).
+
+    Returns:
+        poses (K', 22, 3) float32 axis-angle sorted by CLIP score, scores (K',) descending, library indices
+        (K',) int64 ("library"; −1 for the optimisers). K' = top_k for the optimisers, ≤ top_k for the library.
+    Raises:
+        ValueError: invalid params or a blank text; FileNotFoundError: a missing library / prior.
+    """
+    params = (params or PoseParams()).validate()
+    t0 = time.time()
+    if params.generator == "library":
+        out = retrieve_poses(encoder, text, body, params, cache_dir=cache_dir, progress=progress, library=library)
+    else:
+        fn = optimize_poses if params.generator == "optimize" else optimize_pose_latents
+        poses, scores = fn(encoder, text, body, params, progress=progress, generator=generator)
+        out = (poses, scores, torch.full((poses.shape[0],), -1, dtype=torch.long))
+    generate_poses.last_seconds = time.time() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- motion
+class MotionOptimizer:
+    """The MotionOptimizer of reference §6.2 ("ours") on the motion VAE's latent z ∈ R^256.
+
+    Per Adam step (lr `params.lr`), with the decoded motion (T = 60, 21 body joints):
+      * reconstruction: Σ_k c_k · min_t MSE6D(frame t, candidate k) — MSE over the 21 joints × 6 of the 6D
+        representations; c = `recon_coef` truncated to the K candidates (rank order);
+      * CLIP (when clip_coef > 0): s ~ U{0 … clip_num_part − 1}; frames s and s + clip_num_part rendered from
+        the one camera at `azimuth_deg`; Σ_j (1 − cos(image_j, text)) · frame_j / T, × clip_coef;
+      * delta: − delta_coef × mean squared difference of consecutive frames' axis-angles.
+    Attributes after `run`: `history` list of dicts (total, recon, clip, delta) per step.
+    """
+
+    def __init__(self, params: MotionParams | None = None, encoder=None, body=None, vae: MotionVAE | None = None):
+        self.params = (params or MotionParams(generator="optimize")).validate()
+        self.encoder, self.body = encoder, body
+        self.vae = vae or load_motion_vae()
+        if self.vae.num_frames != self.params.num_frames:
+            raise ValueError(f"MotionParams.num_frames={self.params.num_frames} differs from the motion prior's "
+                             f"window ({self.vae.num_frames}); use num_frames={self.vae.num_frames}")
+        self.history: list[dict] = []
+
+    def run(self, candidates: torch.Tensor, text: str | None = None, progress: bool = True,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Optimise a motion towards the ranked candidates (and the text).
+
+        Args:
+            candidates: (K, 22, 3) axis-angle, best first, K ≥ 1 (global orientation ignored).
+            text: the motion description (needed when clip_coef > 0).
+            generator: torch.Generator for z's initialisation and the frame sampling.
+        Returns:
+            poses (60, 22, 3) float32 axis-angle (global orientation 0), root_translation (60, 3) zeros (m).
+        Raises:
+            ValueError: bad candidates, or clip_coef > 0 without an encoder, a body or a text.
+        """
+        p = self.params
+        candidates = torch.as_tensor(candidates, dtype=torch.float32)
+        if candidates.ndim != 3 or candidates.shape[0] == 0:
+            raise ValueError(f"candidates must be (K, 22, 3) with K ≥ 1, got {tuple(candidates.shape)}")
+        skeleton.check_pose(candidates, "candidates")
+        use_clip = p.clip_coef > 0
+        if use_clip and (self.encoder is None or self.body is None or not text or not str(text).strip()):
+            raise ValueError("MotionParams.clip_coef > 0 needs an encoder, a body and a non-empty text; pass them "
+                             "or set clip_coef=0 (the reference's baseline)")
+        gen = _generator(generator)
+        K = candidates.shape[0]
+        coef = torch.tensor(list(p.recon_coef)[:K] + [0.0] * max(0, K - len(p.recon_coef)))
+        target = axis_angle_to_rot6d(candidates[:, 1:])  # (K, 21, 6)
+        T = p.num_frames
+        if use_clip:
+            text_e = text_embedding(self.encoder, text)
+            cams = orbit_cameras(PoseParams.distance, [PoseParams.elevation_deg], [p.azimuth_deg], PoseParams.fov_deg)
+        z = torch.randn(1, self.vae.latent_dim, generator=gen).requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=p.lr)
+        self.history = []
+        for _ in tqdm(range(p.num_iterations), desc="motion optimisation", disable=not progress):
+            R = self.vae.decode_rotmat(z)[0]  # (T, 21, 3, 3)
+            six = rotmat_to_rot6d(R)
+            mse = (six[None] - target[:, None]).pow(2).mean((-1, -2))  # (K, T)
+            recon = (coef * mse.min(dim=1).values).sum()
+            aa = rotmat_to_axis_angle(R)
+            delta = (aa[1:] - aa[:-1]).pow(2).mean()
+            loss = recon - p.delta_coef * delta
+            clip = torch.zeros(())
+            if use_clip:
+                s = int(torch.randint(0, p.clip_num_part, (1,), generator=gen))
+                frames = [s, s + p.clip_num_part]
+                poses = torch.cat([torch.zeros(2, 1, 3), aa[frames]], dim=1)
+                scores = clip_pose_scores(self.encoder, self.body, poses, text_e, cams, p.image_size,
+                                          PoseParams.color, PoseParams.background, p.sigma)
+                w = torch.tensor(frames, dtype=torch.float32) / T
+                clip = ((1.0 - scores) * w).sum()
+                loss = loss + p.clip_coef * clip
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            self.history.append(dict(total=loss.item(), recon=recon.item(), clip=clip.item(), delta=delta.item()))
+        with torch.no_grad():
+            poses = body_rotmats_to_pose(self.vae.decode_rotmat(z)[0]).float()
+        return poses, torch.zeros(T, 3)
+
+
+def generate_motion(candidates: torch.Tensor, params: MotionParams | None = None, encoder=None,
+                    text: str | None = None, body=None, progress: bool = True,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 5 dispatcher on `params.generator` ("interpolate" | "optimize", see `MotionParams`).
+
+    Args:
+        candidates: (K, 22, 3) ranked poses from stage 4, K ≥ 1.
+        encoder, text, body: needed by "optimize" when clip_coef > 0 (ignored by "interpolate").
+    Returns:
+        poses (T, 22, 3), root_translation (T, 3) metres (zeros).
+    Raises:
+        ValueError: invalid params / candidates, or missing encoder/text/body for "optimize" with CLIP.
+    """
+    params = (params or MotionParams()).validate()
+    t0 = time.time()
+    if params.generator == "interpolate":
+        out = interpolate_motion(candidates, params)
+    else:
+        out = MotionOptimizer(params, encoder, body).run(candidates, text, progress=progress, generator=generator)
+    generate_motion.last_seconds = time.time() - t0
+    return out

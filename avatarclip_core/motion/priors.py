@@ -1,0 +1,292 @@
+"""Open pose and motion priors trained on CMU mocap (issue 5), replacing AvatarCLIP's gated VPoser and motion
+VAE (reference §6, §6.2).
+
+* `PoseVAE` — VPoser-like MLP VAE over single body poses: the 21 body joints' rotations (joints 1…21, SMPL
+  order; the global orientation is excluded) in the 6D representation (first two columns of the rotation
+  matrix, Zhou et al. 2019), 32-d latent.
+* `MotionVAE` — ACTOR-like transformer VAE over 60-frame windows at 30 fps of the same 21 joints in 6D:
+  per-frame linear embedding, two learnable query tokens (μ, log σ²) prepended, sinusoidal positional
+  encoding, transformer encoder; the decoder's queries are the positional encodings of frames 0…T−1 and
+  attend to the latent (projected to the model width) as the single memory token. 256-d latent.
+
+Both are built and evaluated by `scripts/build_motion_priors.py`; weights (float16 state dicts) and configs
+are shipped in avatarclip_core/assets/{pose_vae,motion_vae}.pt, figures in MOTION_PRIORS.md / motion_priors.json.
+Decoded poses always have a zero global orientation (upright, facing +z) and zero root translation.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+POSE_VAE_PATH = ASSETS / "pose_vae.pt"
+MOTION_VAE_PATH = ASSETS / "motion_vae.pt"
+NUM_BODY_JOINTS = 21
+FOOT_JOINTS = (7, 8, 10, 11)  # left/right ankle, left/right foot (SMPL order)
+
+
+# ----------------------------------------------------------------------------------------------- rotations
+def rotmat_to_rot6d(R: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices → (..., 6): the first two columns, concatenated (Zhou et al. 2019)."""
+    return torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
+
+
+def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) → (..., 3, 3) rotation matrices by Gram–Schmidt (columns b1, b2, b1 × b2). Differentiable."""
+    a1, a2 = x[..., :3], x[..., 3:]
+    b1 = nn.functional.normalize(a1, dim=-1, eps=1e-8)
+    b2 = nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1, eps=1e-8)
+    return torch.stack([b1, b2, torch.cross(b1, b2, dim=-1)], dim=-1)
+
+
+def axis_angle_to_rot6d(poses: torch.Tensor) -> torch.Tensor:
+    """(..., J, 3) axis-angle (radians) → (..., J, 6)."""
+    import roma
+
+    return rotmat_to_rot6d(roma.rotvec_to_rotmat(poses))
+
+
+def rotmat_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) → (..., 3) axis-angle (radians), differentiable (roma)."""
+    import roma
+
+    return roma.rotmat_to_rotvec(R)
+
+
+def body_rotmats_to_pose(R: torch.Tensor) -> torch.Tensor:
+    """(..., 21, 3, 3) body-joint rotations → (..., 22, 3) full axis-angle pose with a zero global orientation."""
+    body = rotmat_to_axis_angle(R)
+    return torch.cat([torch.zeros_like(body[..., :1, :]), body], dim=-2)
+
+
+def _body_rot6d(poses: torch.Tensor) -> torch.Tensor:
+    """(..., 22 | 21, 3) axis-angle → (..., 21 · 6) 6D of the body joints (global orientation dropped)."""
+    if poses.shape[-1] != 3 or poses.shape[-2] not in (21, 22):
+        raise ValueError(f"poses must be (..., 22, 3) or (..., 21, 3) axis-angle, got {tuple(poses.shape)}")
+    if poses.shape[-2] == 22:
+        poses = poses[..., 1:, :]
+    return axis_angle_to_rot6d(poses.float()).flatten(-2)
+
+
+def joint_positions(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
+    """Forward kinematics on rotation matrices: (..., 22, 3, 3) local rotations → (..., 22, 3) joint positions.
+
+    SMPL kinematics as `skeleton.forward_kinematics` (local rotation about the joint, rest orientation =
+    identity), root at its rest position, metres in the avatar frame. Passing (..., 21, 3, 3) assumes a
+    zero global orientation. rest_joints: (22, 3). Differentiable.
+    """
+    from .. import skeleton
+
+    if rotmats.shape[-3] == 21:
+        eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device).expand(*rotmats.shape[:-3], 1, 3, 3)
+        rotmats = torch.cat([eye, rotmats], dim=-3)
+    rest = rest_joints.to(rotmats)
+    G, P = [rotmats[..., 0, :, :]], [rest[0].expand(*rotmats.shape[:-3], 3)]
+    for j in range(1, 22):
+        p = skeleton.PARENTS[j]
+        P.append(P[p] + (G[p] @ (rest[j] - rest[p])[:, None])[..., 0])
+        G.append(G[p] @ rotmats[..., j, :, :])
+    return torch.stack(P, dim=-2)
+
+
+# ----------------------------------------------------------------------------------------------- pose VAE
+class PoseVAE(nn.Module):
+    """VPoser-like VAE over single body poses (reference §6: VPoser v2, 32-d latent, 512 hidden).
+
+    Input: the 21 body joints' rotations (SMPL joints 1…21) in 6D (126 numbers); the global orientation is
+    not modelled. Encoder and decoder are MLPs (Linear–LeakyReLU ×2, `hidden` units).
+    """
+
+    def __init__(self, latent_dim: int = 32, hidden: int = 512, dropout: float = 0.1):
+        super().__init__()
+        self.config = dict(latent_dim=latent_dim, hidden=hidden, dropout=dropout)
+        self.latent_dim = latent_dim
+        d = NUM_BODY_JOINTS * 6
+        self.encoder = nn.Sequential(nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+                                     nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+                                     nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, d))
+
+    def encode(self, poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """poses (B, 22, 3) or (B, 21, 3) axis-angle (radians; joint 0 ignored) → (mu (B, 32), logvar (B, 32))."""
+        h = self.encoder(_body_rot6d(poses).to(next(self.parameters())))
+        return h[..., :self.latent_dim], h[..., self.latent_dim:]
+
+    def decode_rotmat(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, 32) → body-joint rotations (B, 21, 3, 3). Differentiable w.r.t. z."""
+        return rot6d_to_rotmat(self.decoder(z).reshape(*z.shape[:-1], NUM_BODY_JOINTS, 6))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, 32) → poses (B, 22, 3) axis-angle (radians), global orientation 0. Differentiable w.r.t. z."""
+        return body_rotmats_to_pose(self.decode_rotmat(z))
+
+    def forward(self, poses: torch.Tensor):
+        """Training pass: (rotations (B, 21, 3, 3) decoded from a posterior sample, mu, logvar)."""
+        mu, logvar = self.encode(poses)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.decode_rotmat(z), mu, logvar
+
+
+# ----------------------------------------------------------------------------------------------- motion VAE
+def sinusoidal_encoding(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(length, dim) transformer positional encoding (sin on even, cos on odd channels; Vaswani et al.)."""
+    pos = torch.arange(length, dtype=torch.float32, device=device)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)
+    return pe.to(dtype)
+
+
+class MotionVAE(nn.Module):
+    """ACTOR-like transformer VAE over T-frame windows of body poses (reference §6.2 motion VAE, smaller).
+
+    Encoder: Linear(21·6 → width) per frame; learnable μ and σ query tokens prepended; sinusoidal PE;
+    `num_layers` TransformerEncoder layers (`num_heads` heads, FF `ff_dim`, GELU); the two query outputs →
+    Linear(width → latent_dim) = μ, log σ². Decoder: memory = Linear(latent_dim → width)(z) (one token);
+    queries = PE of frames 0…T−1; TransformerDecoder of the same size; Linear(width → 21·6).
+    """
+
+    def __init__(self, num_frames: int = 60, latent_dim: int = 256, width: int = 128, num_layers: int = 2,
+                 num_heads: int = 4, ff_dim: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.config = dict(num_frames=num_frames, latent_dim=latent_dim, width=width, num_layers=num_layers,
+                           num_heads=num_heads, ff_dim=ff_dim, dropout=dropout)
+        self.num_frames, self.latent_dim, self.width = num_frames, latent_dim, width
+        d = NUM_BODY_JOINTS * 6
+        self.embed = nn.Linear(d, width)
+        self.query = nn.Parameter(torch.randn(2, width) * 0.02)
+        layer = dict(d_model=width, nhead=num_heads, dim_feedforward=ff_dim, dropout=dropout, activation="gelu",
+                     batch_first=True)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), num_layers,
+                                             enable_nested_tensor=False)
+        self.to_mu, self.to_logvar = nn.Linear(width, latent_dim), nn.Linear(width, latent_dim)
+        self.from_latent = nn.Linear(latent_dim, width)
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), num_layers)
+        self.out = nn.Linear(width, d)
+        self.register_buffer("pe", sinusoidal_encoding(num_frames + 2, width), persistent=False)
+
+    def encode(self, poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """poses (B, T, 22 | 21, 3) axis-angle (joint 0 ignored), T = num_frames (30 fps) →
+        (mu (B, latent_dim), logvar (B, latent_dim)). Raises ValueError on a wrong T."""
+        if poses.ndim != 4 or poses.shape[1] != self.num_frames:
+            raise ValueError(f"poses must be (B, {self.num_frames}, 22, 3), got {tuple(poses.shape)}")
+        x = self.embed(_body_rot6d(poses).to(self.pe))
+        q = self.query.expand(x.shape[0], -1, -1)
+        h = self.encoder(torch.cat([q, x], dim=1) + self.pe[:x.shape[1] + 2])
+        return self.to_mu(h[:, 0]), self.to_logvar(h[:, 1])
+
+    def decode_rot6d(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) → (B, T, 21, 6) raw 6D (before Gram–Schmidt). Differentiable w.r.t. z."""
+        mem = self.from_latent(z)[:, None]
+        q = self.pe[:self.num_frames].expand(z.shape[0], -1, -1)
+        return self.out(self.decoder(q, mem)).reshape(z.shape[0], self.num_frames, NUM_BODY_JOINTS, 6)
+
+    def decode_rotmat(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) → body-joint rotations (B, T, 21, 3, 3)."""
+        return rot6d_to_rotmat(self.decode_rot6d(z))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) → poses (B, T, 22, 3) axis-angle (radians), global orientation 0, 30 fps."""
+        return body_rotmats_to_pose(self.decode_rotmat(z))
+
+    def forward(self, poses: torch.Tensor):
+        """Training pass: (rotations (B, T, 21, 3, 3) from a posterior sample, mu, logvar)."""
+        mu, logvar = self.encode(poses)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.decode_rotmat(z), mu, logvar
+
+
+# ----------------------------------------------------------------------------------------------- save / load
+def save_prior(model: nn.Module, path: str | os.PathLike, **extra) -> Path:
+    """Write {'kind', 'config', 'state_dict' (float16), **extra} atomically (torch.save)."""
+    from ..io import atomic_save_torch
+
+    sd = {k: v.detach().cpu().half() if v.is_floating_point() else v.cpu() for k, v in model.state_dict().items()}
+    return atomic_save_torch(dict(kind=type(model).__name__, config=model.config, state_dict=sd, **extra), path)
+
+
+def _load(cls, path, default, device):
+    path = Path(path) if path is not None else default
+    if not path.exists():
+        raise FileNotFoundError(f"{cls.__name__} weights not found at {path}; build them with "
+                                f"`python scripts/build_motion_priors.py`")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if blob.get("kind") != cls.__name__:
+        raise ValueError(f"{path} holds a {blob.get('kind')!r}, not a {cls.__name__}")
+    model = cls(**blob["config"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    model.extra = {k: v for k, v in blob.items() if k not in ("kind", "config", "state_dict")}
+    model.eval().requires_grad_(False)
+    return model.to(device)
+
+
+def load_pose_vae(path: str | os.PathLike | None = None, device="cpu") -> PoseVAE:
+    """The shipped pose prior (avatarclip_core/assets/pose_vae.pt), in eval mode with gradients disabled on
+    its weights (gradients still flow to the latent). `.extra` holds 'joint_limits' {'lo', 'hi'} (21, 3) rad.
+    Raises FileNotFoundError when missing."""
+    return _load(PoseVAE, path, POSE_VAE_PATH, device)
+
+
+def load_motion_vae(path: str | os.PathLike | None = None, device="cpu") -> MotionVAE:
+    """The shipped motion prior (avatarclip_core/assets/motion_vae.pt), eval mode, frozen weights.
+    Raises FileNotFoundError when missing."""
+    return _load(MotionVAE, path, MOTION_VAE_PATH, device)
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def mpjpe_mm(pred_rotmats: torch.Tensor, true_rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint position error in millimetres over the 22 joints (body rotations (..., 21, 3, 3) each,
+    zero global orientation, root at rest), FK on `rest_joints` (22, 3) m. Returns a scalar."""
+    return (joint_positions(pred_rotmats, rest_joints) - joint_positions(true_rotmats, rest_joints)
+            ).norm(dim=-1).mean() * 1000.0
+
+
+def joint_limits(poses: torch.Tensor, lower_pct: float = 0.5, upper_pct: float = 99.5, margin: float = 0.05
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-joint, per-axis-angle-component bounds from data: poses (N, 22, 3) → (lo, hi) (21, 3) radians
+    (the `lower_pct`/`upper_pct` percentiles of the body joints, widened by `margin` rad)."""
+    body = poses[:, 1:].reshape(poses.shape[0], -1).double()
+    lo = torch.quantile(body, lower_pct / 100, dim=0) - margin
+    hi = torch.quantile(body, upper_pct / 100, dim=0) + margin
+    return lo.reshape(21, 3).float(), hi.reshape(21, 3).float()
+
+
+def within_limits(poses: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> dict[str, float]:
+    """Fractions of (joint-level, pose-level) checks passed: poses (N, 22, 3) vs bounds (21, 3).
+    'joints': fraction of the N·21 joints whose 3 components are all within bounds; 'poses': fraction of
+    poses with every joint within bounds."""
+    b = poses[:, 1:]
+    ok = ((b >= lo.to(b)) & (b <= hi.to(b))).all(-1)
+    return {"joints": float(ok.float().mean()), "poses": float(ok.all(-1).float().mean())}
+
+
+def motion_statistics(rotmats: torch.Tensor, rest_joints: torch.Tensor, fps: float = 30.0,
+                      contact_height: float = 0.05) -> dict[str, float]:
+    """Foot-skate, jitter and angular speed of motions: rotmats (B, T, 21, 3, 3) body rotations.
+
+    Joints by FK with a zero global orientation and the root fixed at its rest position (the priors do not
+    model the global orientation or translation). Returns:
+      'foot_skate_m_s': mean horizontal (xz) speed, m/s, of the foot joints (ankles, toes) on the frames where
+          they are within `contact_height` m of the lowest foot joint of that window (near the ground);
+      'jitter_m_s2': mean ‖p[t+1] − 2p[t] + p[t−1]‖·fps² over joints and frames (m/s²);
+      'ang_speed_p99_rad_s' / 'ang_speed_max_rad_s': 99th percentile / max of the per-joint geodesic angle
+          between consecutive frames × fps (rad/s).
+    """
+    p = joint_positions(rotmats, rest_joints)  # (B, T, 22, 3)
+    feet = p[:, :, list(FOOT_JOINTS)]
+    ground = feet[..., 1].amin(dim=(1, 2), keepdim=True)
+    contact = (feet[..., 1] < ground + contact_height)[:, 1:] & (feet[..., 1] < ground + contact_height)[:, :-1]
+    speed = (feet[:, 1:, :, [0, 2]] - feet[:, :-1, :, [0, 2]]).norm(dim=-1) * fps
+    skate = float(speed[contact].mean()) if contact.any() else 0.0
+    acc = (p[:, 2:] - 2 * p[:, 1:-1] + p[:, :-2]).norm(dim=-1) * fps * fps
+    rel = rotmats[:, :-1].transpose(-1, -2) @ rotmats[:, 1:]
+    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    ang = torch.arccos(cos) * fps
+    return {"foot_skate_m_s": skate, "jitter_m_s2": float(acc.mean()),
+            "ang_speed_p99_rad_s": float(torch.quantile(ang.flatten().double(), 0.99)),
+            "ang_speed_max_rad_s": float(ang.max())}

@@ -1,0 +1,194 @@
+"""Tests of the open motion priors (avatarclip_core/motion/priors.py) and the pose/motion generators
+(avatarclip_core/motion/generators.py): reference §6.1, §6.2; issue 5."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from avatarclip_core import skeleton
+from avatarclip_core.motion import (MotionOptimizer, MotionParams, PoseParams, generate_motion, generate_poses,
+                                    interpolate_motion, load_motion_vae, load_pose_vae, retrieve_poses)
+from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS, retarget_bvh
+from avatarclip_core.motion.pose_library import load_pose_library
+from avatarclip_core.motion.priors import (MOTION_VAE_PATH, POSE_VAE_PATH, axis_angle_to_rot6d, joint_positions,
+                                           motion_statistics, mpjpe_mm, rot6d_to_rotmat, within_limits)
+
+torch.set_num_threads(1)
+DATA = Path(os.environ.get("AVATARCLIP_CMU_MOCAP",
+                           Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cmu_mocap"))
+FIGURES = json.loads((POSE_VAE_PATH.parent / "motion_priors.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pose_vae():
+    return load_pose_vae()
+
+
+@pytest.fixture(scope="module")
+def motion_vae():
+    return load_motion_vae()
+
+
+@pytest.fixture(scope="module")
+def body():
+    from avatarclip_core.body import get_body_model
+
+    return get_body_model("anny")
+
+
+# ----------------------------------------------------------------------------------------------- priors
+def test_priors_load_small_and_decode_shapes(pose_vae, motion_vae):
+    for path in (POSE_VAE_PATH, MOTION_VAE_PATH):
+        assert path.stat().st_size < 5e6
+    z = torch.randn(3, 32)
+    poses = pose_vae.decode(z)
+    assert poses.shape == (3, 22, 3) and torch.equal(poses[:, 0], torch.zeros(3, 3))
+    mu, logvar = pose_vae.encode(poses)
+    assert mu.shape == logvar.shape == (3, 32)
+    m = motion_vae.decode(torch.randn(2, 256))
+    assert m.shape == (2, 60, 22, 3) and torch.isfinite(m).all()
+    mu, logvar = motion_vae.encode(m)
+    assert mu.shape == logvar.shape == (2, 256)
+    # gradients reach the latent although the weights are frozen
+    z = torch.zeros(1, 32, requires_grad=True)
+    pose_vae.decode(z).pow(2).sum().backward()
+    assert z.grad.abs().sum() > 0 and not any(p.requires_grad for p in pose_vae.parameters())
+    with pytest.raises(ValueError, match="60"):
+        motion_vae.encode(torch.zeros(1, 30, 22, 3))
+
+
+def test_rot6d_round_trip_and_fk_match_skeleton():
+    g = torch.Generator().manual_seed(0)
+    aa = torch.randn(4, 22, 3, generator=g) * 0.7
+    R = rot6d_to_rotmat(axis_angle_to_rot6d(aa))
+    import roma
+
+    assert torch.allclose(R, roma.rotvec_to_rotmat(aa), atol=1e-5)
+    ours = joint_positions(R, DEFAULT_REST_JOINTS)
+    tr, _ = skeleton.forward_kinematics(aa, DEFAULT_REST_JOINTS)
+    assert torch.allclose(ours, tr[..., :3, 3], atol=1e-5)
+
+
+@pytest.mark.skipif(not (DATA / "clips.csv").exists(), reason=f"CMU mocap data not at {DATA}")
+def test_pose_vae_heldout_reconstruction(pose_vae):
+    recorded = FIGURES["pose_vae"]["heldout_mpjpe_mm"]
+    assert recorded < 20.0  # stated bound: held-out MPJPE below 2 cm on the anny skeleton
+    lib = load_pose_library()
+    assert FIGURES["split"]["test_clips"] == [i for i, s in zip(lib.clip_ids, lib.splits) if s == "test"]
+    c = lib.splits.index("test")
+    clip = retarget_bvh(DATA / lib.clip_paths[c], DEFAULT_REST_JOINTS, fps=_true_fps(lib.clip_ids[c]))
+    poses = clip.poses[:: max(1, clip.poses.shape[0] // 40)][:40]
+    with torch.no_grad():
+        mu, _ = pose_vae.encode(poses)
+        err = float(mpjpe_mm(pose_vae.decode_rotmat(mu), rot6d_to_rotmat(axis_angle_to_rot6d(poses[:, 1:])),
+                             DEFAULT_REST_JOINTS))
+    assert err < max(25.0, 2.5 * recorded), err
+
+
+def _true_fps(clip_id: str) -> float:
+    import csv
+
+    with open(DATA / "clips.csv", newline="", encoding="utf-8") as f:
+        return float(next(r for r in csv.DictReader(f) if r["cmu_clip_id"] == clip_id)["true_fps"])
+
+
+def test_pose_samples_within_joint_limits(pose_vae):
+    lim = pose_vae.extra["joint_limits"]
+    recorded = FIGURES["pose_vae"]["samples_within_limits"]
+    with torch.no_grad():
+        samples = pose_vae.decode(torch.randn(1000, 32, generator=torch.Generator().manual_seed(1)))
+    got = within_limits(samples, lim["lo"], lim["hi"])
+    assert got["joints"] >= recorded["joints"] - 0.02 and got["poses"] >= recorded["poses"] - 0.05
+    assert got["poses"] > 0.7  # most decoded N(0, I) samples are plausible everywhere
+    # an implausible pose (knee bent backwards by 2 rad) is outside the limits
+    bad = torch.zeros(1, 22, 3)
+    bad[0, skeleton.JOINT_INDEX["left_knee"], 0] = -2.0
+    assert within_limits(bad, lim["lo"], lim["hi"])["poses"] == 0.0
+
+
+def test_motion_decode_is_smooth(motion_vae):
+    with torch.no_grad():
+        R = motion_vae.decode_rotmat(torch.randn(16, 256, generator=torch.Generator().manual_seed(2)))
+    st = motion_statistics(R, DEFAULT_REST_JOINTS)
+    assert st["ang_speed_max_rad_s"] < 15.0  # < 0.5 rad per frame at 30 fps, no flips
+    rec = FIGURES["motion_vae"]
+    assert rec["heldout_mpjpe_mm"] < 100.0  # recorded 85.8 mm (3000 steps; over-smoothed, see MOTION_PRIORS.md)
+    assert st["jitter_m_s2"] < 3 * rec["statistics"]["heldout_data"]["jitter_m_s2"]
+
+
+# ----------------------------------------------------------------------------------------------- generators
+def test_params_validate_generators():
+    with pytest.raises(ValueError, match="generator"):
+        PoseParams(generator="vposer").validate()
+    with pytest.raises(ValueError, match="num_iterations"):
+        PoseParams(num_iterations=-1).validate()
+    with pytest.raises(ValueError, match="init_pose"):
+        PoseParams(init_pose="a").validate()
+    with pytest.raises(ValueError, match="generator"):
+        MotionParams(generator="realnvp").validate()
+    with pytest.raises(ValueError, match="num_frames"):
+        MotionParams(generator="optimize", num_frames=30).validate()
+    with pytest.raises(ValueError, match="recon_coef"):
+        MotionParams(recon_coef=()).validate()
+    # the new fields do not change the library-embedding cache key
+    assert PoseParams(generator="latent", lr=0.1).render_key() == PoseParams().render_key()
+
+
+def _wrist_height(body, poses):
+    """(K,) lower wrist height minus head height (metres)."""
+    J = body.forward(pose=poses).joints
+    return torch.minimum(J[:, 20, 1], J[:, 21, 1]) - J[:, skeleton.JOINT_INDEX["head"], 1]
+
+
+@pytest.mark.parametrize("generator", ["optimize", "latent"])
+def test_pose_generators_raise_the_oracle_score(body, generator):
+    """The optimisers improve the CLIP(-oracle) score of their runs and return them sorted."""
+    from avatarclip_core.guidance.testing import PoseOracle
+    from avatarclip_core.motion.generators import clip_pose_scores, optimize_pose_latents, optimize_poses
+    from avatarclip_core.motion.retrieval import _cameras, text_embedding
+
+    enc = PoseOracle()
+    params = PoseParams(generator=generator, top_k=2, num_iterations=0, lr=0.05, image_size=48,
+                        azimuths_deg=(0.0,), init_std=0.3, init_pose="rest", sigma=1.0)
+    fn = optimize_poses if generator == "optimize" else optimize_pose_latents
+    _, s0 = fn(enc, "walking", body, params, progress=False, generator=torch.Generator().manual_seed(0))
+    params.num_iterations = 10
+    poses, s1 = fn(enc, "walking", body, params, progress=False, generator=torch.Generator().manual_seed(0))
+    assert s1.mean() > s0.mean() + 0.02 and (s1[:-1] >= s1[1:]).all()
+    fresh = clip_pose_scores(enc, body, poses, text_embedding(enc, "walking"), _cameras(params), 48, sigma=1.0)
+    assert torch.allclose(fresh, s1, atol=1e-5)
+
+
+def test_motion_optimizer_two_candidates(body):
+    from avatarclip_core.guidance.testing import PoseOracle
+
+    cands = torch.zeros(2, 22, 3)
+    cands[0, skeleton.JOINT_INDEX["left_shoulder"], 2] = 1.0
+    cands[0, skeleton.JOINT_INDEX["right_shoulder"], 2] = -1.0
+    cands[1, skeleton.JOINT_INDEX["left_knee"], 0] = 1.0
+    params = MotionParams(generator="optimize", num_iterations=30, lr=0.1, image_size=32, clip_coef=0.001)
+    opt = MotionOptimizer(params, PoseOracle(), body)
+    poses, root = opt.run(cands, "raising both arms", progress=False, generator=torch.Generator().manual_seed(0))
+    assert poses.shape == (60, 22, 3) and root.shape == (60, 3) and torch.isfinite(poses).all()
+    h = opt.history
+    assert len(h) == 30 and h[-1]["recon"] < 0.4 * h[0]["recon"] and h[0]["clip"] > 0
+    # the motion passes near each candidate (min over frames of the 6D error)
+    six = axis_angle_to_rot6d(poses[:, 1:])
+    err = (six[None] - axis_angle_to_rot6d(cands[:, 1:])[:, None]).pow(2).mean((-1, -2)).min(1).values
+    assert (err < 0.06).all(), err
+
+
+def test_generate_motion_dispatch():
+    cands = torch.randn(3, 22, 3, generator=torch.Generator().manual_seed(3)) * 0.3
+    a, _ = generate_motion(cands, MotionParams())
+    b, _ = interpolate_motion(cands, MotionParams())
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="encoder"):
+        generate_motion(cands, MotionParams(generator="optimize", num_iterations=1))
+    m, r = generate_motion(cands[:1], MotionParams(generator="optimize", num_iterations=3, clip_coef=0.0),
+                           progress=False)
+    assert m.shape == (60, 22, 3) and r.shape == (60, 3)
