@@ -148,7 +148,8 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
             atomic_write_json(views / "cameras.json", {
                 "fov_deg": cams.fov_deg, "image_size": params.image_size, "convention": "OpenGL c2w, metres",
                 "frames": [{"file": f"{i:04d}.png", "c2w": cams.c2w[i].cpu().tolist()} for i in range(len(cams))]})
-        model = neus.fit_neus_init(images, masks, cams, params, folder, seed=conf.run.seed, progress=progress)
+        model = neus.fit_neus_init(images, masks, cams, params, folder, seed=conf.run.seed, progress=progress,
+                                   body=(verts.to(device), faces.to(device)))
         figures = evaluate_views(model, images, masks, cams, params)
         figures["chamfer_mm"] = chamfer_to_body(model, verts, faces)
         front = _front_index(cams)

@@ -84,3 +84,81 @@ def test_hashgrid_init_fit_matches_silhouette(tmp_path):
     iou = _mesh_iou(extract_mesh(model, 48, head="base", with_colors=False), V, F)
     iou0 = _mesh_iou(extract_mesh(untrained, 48, head="base", with_colors=False), V, F)
     assert iou >= 0.8 and iou > iou0 + 0.05, (iou, iou0)
+
+
+# ------------------------------------------------------------------------------- init_mode = "sdf" (issue 4)
+SDF_TINY = dict(init_mode="sdf", sdf_steps=60, sdf_batch=1024, sdf_bank_size=20000, save_every=1000,
+                val_every=1000)
+
+
+@pytest.fixture(scope="module")
+def ellipsoid():
+    m = trimesh.creation.icosphere(subdivisions=3)
+    m.apply_scale((0.45, 0.7, 0.3))
+    return torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces, dtype=torch.long)
+
+
+def test_body_sdf_bank_signs_and_distances(ellipsoid):
+    from avatarclip_core.neus import body_sdf_bank
+
+    V, F = ellipsoid
+    bank = body_sdf_bank(V, F, 6000, near_std=0.03, seed=0)
+    m = bank["parts"].tolist()
+    assert sum(m) == 6000 and bank["points"].shape == (6000, 3) and bank["sdf"].shape == (6000,)
+    p, s = bank["points"], bank["sdf"]
+    assert (s[:m[0]] == 0).all() and torch.allclose(bank["normals"].norm(dim=-1), torch.ones(6000), atol=1e-4)
+    # the mesh is a faceted ellipsoid: compare with the analytic one away from the facets (|sdf| > 1 cm)
+    q = ((p / torch.tensor([0.45, 0.7, 0.3])) ** 2).sum(-1)
+    far = s.abs() > 0.01
+    assert ((s[far] < 0) == (q[far] < 1)).float().mean() > 0.995
+    mesh = trimesh.Trimesh(V.numpy(), F.numpy(), process=False)
+    sub = torch.arange(m[0], 6000, 25)
+    exact = -trimesh.proximity.signed_distance(mesh, p[sub].double().numpy())  # trimesh: positive inside
+    assert (s[sub] - torch.tensor(exact, dtype=torch.float32)).abs().max() < 5e-3
+
+
+def test_sdf_mode_reaches_iou_in_far_fewer_steps(ellipsoid, tmp_path):
+    V, F = ellipsoid
+    P = tiny_init_params(**SDF_TINY, iterations=5)
+    images, masks, cams = body_views(V, F, P)
+    fast = fit_neus_init(images, masks, cams, P, tmp_path / "sdf", seed=0, progress=False, body=(V, F))
+    # the same total number of steps (60 SDF + 5 render) of the reference's render-only init
+    R = tiny_init_params(iterations=65, end_iter=300, save_every=1000, val_every=1000)
+    ref = fit_neus_init(images, masks, cams, R, tmp_path / "render", seed=0, progress=False)
+    iou_fast = _mesh_iou(extract_mesh(fast, 48, head="base", with_colors=False), V, F)
+    iou_ref = _mesh_iou(extract_mesh(ref, 48, head="base", with_colors=False), V, F)
+    assert iou_fast >= 0.95 and iou_ref < 0.9, (iou_fast, iou_ref)  # render mode needs ~300 steps for 0.8
+    ck = torch.load(tmp_path / "sdf" / "ckpt.pt", weights_only=False)
+    assert ck["init_mode"] == "sdf" and ck["sdf_step"] == 60 and ck["step"] == 5
+
+
+def test_sdf_mode_without_body_raises(ellipsoid, tmp_path):
+    V, F = ellipsoid
+    P = tiny_init_params(**SDF_TINY, iterations=5)
+    images, masks, cams = body_views(V, F, P)
+    with pytest.raises(ValueError, match="body=\\(vertices, faces\\)"):
+        fit_neus_init(images, masks, cams, P, tmp_path / "never", seed=0, progress=False)
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(ValueError, match="init_mode"):
+        NeusInitParams(init_mode="mesh").validate()
+
+
+def test_sdf_mode_resume_skips_sdf_phase_and_matches(ellipsoid, tmp_path, monkeypatch):
+    import avatarclip_core.neus.init as init_mod
+
+    V, F = ellipsoid
+    images, masks, cams = body_views(V, F, tiny_init_params(**SDF_TINY))
+    P8 = tiny_init_params(**SDF_TINY, iterations=8, end_iter=20, warm_up_end=2)
+    full = fit_neus_init(images, masks, cams, P8, tmp_path / "a", seed=0, progress=False, body=(V, F))
+    P4 = tiny_init_params(**SDF_TINY, iterations=4, end_iter=20, warm_up_end=2)
+    fit_neus_init(images, masks, cams, P4, tmp_path / "b", seed=0, progress=False, body=(V, F))  # "killed"
+
+    def boom(*a, **k):
+        raise AssertionError("a resumed init must not redo the SDF phase / sphere init")
+
+    monkeypatch.setattr(init_mod, "fit_body_sdf", boom)
+    monkeypatch.setattr(init_mod, "body_sdf_bank", boom)
+    monkeypatch.setattr(init_mod.NeusModel, "from_params", boom)
+    resumed = fit_neus_init(images, masks, cams, P8, tmp_path / "b", seed=0, progress=False, body=(V, F))
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k

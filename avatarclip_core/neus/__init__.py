@@ -1,7 +1,8 @@
 """Stages 2–3 of AvatarCLIP (reference §2–§4): NeuS fields and volume renderer, NeuS init on the coarse
 body, CLIP sculpting + texturing, marching-cubes export with vertex colours."""
 from .fields import ColorNetwork, NeusModel, SDFNetwork, VarianceNetwork, positional_encoding
-from .init import body_view_cameras, body_views, fit_neus_init, load_neus, render_body
+from .init import (body_sdf_bank, body_view_cameras, body_views, fit_body_sdf, fit_neus_init, load_neus,
+                   render_body)
 from .mesh import extract_mesh, render_head_closeup, save_ply, vertex_colors
 from .params import NeusInitParams, TextureParams
 from .renderer import render_rays, render_views
@@ -9,6 +10,7 @@ from .sampler import TextureCameraSampler, face_anchor
 from .texture import train_texture
 
 __all__ = ["NeusModel", "SDFNetwork", "ColorNetwork", "VarianceNetwork", "positional_encoding",
-           "NeusInitParams", "TextureParams", "fit_neus_init", "body_views", "body_view_cameras", "render_body",
+           "NeusInitParams", "TextureParams", "fit_neus_init", "fit_body_sdf", "body_sdf_bank", "body_views",
+           "body_view_cameras", "render_body",
            "load_neus", "render_rays", "render_views", "train_texture", "TextureCameraSampler", "face_anchor",
            "extract_mesh", "vertex_colors", "save_ply", "render_head_closeup"]

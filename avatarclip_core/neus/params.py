@@ -49,6 +49,21 @@ class NeusInitParams:
         val_every: preview cadence (250). chunk: rays per chunk for inference renders (512).
     Views (reference §1.4): image_size (256), view_distance (2.2 m), fov_deg (60°),
         view_elevations_deg ([-60 … 40]), view_azimuth_step_deg (20 → 18 azimuths, 108 views).
+    Init mode (issue 4 fast path; `init.fit_neus_init`):
+        init_mode: "render" (default, the reference: volume rendering only) or "sdf" (the known body mesh is
+            the target, so first regress the SDF net directly to its signed distance for `sdf_steps`, then run
+            `iterations` volume-rendering steps with the reference loss to fit colour head 1 and inv_s; needs
+            the body mesh, `fit_neus_init(..., body=(vertices, faces))`).
+        sdf_steps: steps of the SDF regression phase (1000). sdf_batch: points per step (4096; ⅓ on the
+            surface, ⅓ near it, ⅓ uniform in the unit sphere). sdf_bank_size: size of the fixed, precomputed
+            sample bank (200000). sdf_near_std: std of the Gaussian offsets of near-surface points in metres
+            (0.03; half the near points use sdf_near_std/5). sdf_normal_weight: weight of 1 − cos(∇f, n) at
+            surface points (0.1). sdf_learning_rate: Adam lr of the phase (None = learning_rate), cosine-decayed
+            to learning_rate_alpha over sdf_steps. sdf_variance_init: v of the variance net when the render
+            phase starts (None = keep variance_init; a sharper start, e.g. 0.5 → inv_s 148, suits the already
+            accurate SDF). sdf_freeze_geometry: keep the SDF net fixed during the render phase and train only
+            colour head 1 and the variance (True; the render loss with a still random colour head otherwise
+            pulls the regressed surface away from the body in the first Adam steps).
     """
 
     multires: int = 6
@@ -90,6 +105,15 @@ class NeusInitParams:
     fov_deg: float = 60.0
     view_elevations_deg: list = field(default_factory=lambda: [-60.0, -40.0, -20.0, 0.0, 20.0, 40.0])
     view_azimuth_step_deg: float = 20.0
+    init_mode: str = "render"
+    sdf_steps: int = 1000
+    sdf_batch: int = 4096
+    sdf_bank_size: int = 200000
+    sdf_near_std: float = 0.03
+    sdf_normal_weight: float = 0.1
+    sdf_learning_rate: float | None = None
+    sdf_variance_init: float | None = None
+    sdf_freeze_geometry: bool = True
 
     @property
     def sdf_out(self) -> int:
@@ -168,6 +192,17 @@ class NeusInitParams:
                "give at least one elevation")
         _check(0 < self.view_azimuth_step_deg <= 360, "view_azimuth_step_deg", self.view_azimuth_step_deg,
                "use a step in (0, 360] degrees")
+        _check(self.init_mode in ("render", "sdf"), "init_mode", self.init_mode,
+               "use 'render' (the reference: volume rendering only) or 'sdf' (regress the body mesh's SDF first)")
+        for name in ("sdf_steps", "sdf_batch", "sdf_bank_size"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, name, v, "use a positive integer")
+        _check(self.sdf_bank_size >= self.sdf_batch, "sdf_bank_size", self.sdf_bank_size,
+               f"use a bank at least as large as sdf_batch={self.sdf_batch}")
+        _check(self.sdf_near_std > 0, "sdf_near_std", self.sdf_near_std, "use a positive std in metres (0.03)")
+        _check(self.sdf_normal_weight >= 0, "sdf_normal_weight", self.sdf_normal_weight, "use a weight ≥ 0")
+        _check(self.sdf_learning_rate is None or self.sdf_learning_rate > 0, "sdf_learning_rate",
+               self.sdf_learning_rate, "use None (= learning_rate) or a positive learning rate")
         return self
 
 
