@@ -94,7 +94,23 @@ def joint_positions(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torch.T
 
 
 # ----------------------------------------------------------------------------------------------- pose VAE
-class PoseVAE(nn.Module):
+class _RotationVAE(nn.Module):
+    """Shared VAE plumbing: subclasses define `encode(poses) -> (mu, logvar)` and `decode_rotmat(z)`.
+
+    `decode(z)` gives axis-angle poses (…, 22, 3) with a zero global orientation; `forward(poses)` is the
+    training pass (rotations decoded from a posterior sample, mu, logvar); in eval mode it uses mu.
+    """
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return body_rotmats_to_pose(self.decode_rotmat(z))
+
+    def forward(self, poses: torch.Tensor):
+        mu, logvar = self.encode(poses)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.decode_rotmat(z), mu, logvar
+
+
+class PoseVAE(_RotationVAE):
     """VPoser-like VAE over single body poses (reference §6: VPoser v2, 32-d latent, 512 hidden).
 
     Input: the 21 body joints' rotations (SMPL joints 1…21) in 6D (126 numbers); the global orientation is
@@ -120,15 +136,6 @@ class PoseVAE(nn.Module):
         """z (B, 32) → body-joint rotations (B, 21, 3, 3). Differentiable w.r.t. z."""
         return rot6d_to_rotmat(self.decoder(z).reshape(*z.shape[:-1], NUM_BODY_JOINTS, 6))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, 32) → poses (B, 22, 3) axis-angle (radians), global orientation 0. Differentiable w.r.t. z."""
-        return body_rotmats_to_pose(self.decode_rotmat(z))
-
-    def forward(self, poses: torch.Tensor):
-        """Training pass: (rotations (B, 21, 3, 3) decoded from a posterior sample, mu, logvar)."""
-        mu, logvar = self.encode(poses)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        return self.decode_rotmat(z), mu, logvar
 
 
 # ----------------------------------------------------------------------------------------------- motion VAE
@@ -142,7 +149,7 @@ def sinusoidal_encoding(length: int, dim: int, device=None, dtype=torch.float32)
     return pe.to(dtype)
 
 
-class MotionVAE(nn.Module):
+class MotionVAE(_RotationVAE):
     """ACTOR-like transformer VAE over T-frame windows of body poses (reference §6.2 motion VAE, smaller).
 
     Encoder: Linear(21·6 → width) per frame; learnable μ and σ query tokens prepended; sinusoidal PE;
@@ -190,15 +197,6 @@ class MotionVAE(nn.Module):
         """z (B, latent_dim) → body-joint rotations (B, T, 21, 3, 3)."""
         return rot6d_to_rotmat(self.decode_rot6d(z))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) → poses (B, T, 22, 3) axis-angle (radians), global orientation 0, 30 fps."""
-        return body_rotmats_to_pose(self.decode_rotmat(z))
-
-    def forward(self, poses: torch.Tensor):
-        """Training pass: (rotations (B, T, 21, 3, 3) from a posterior sample, mu, logvar)."""
-        mu, logvar = self.encode(poses)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        return self.decode_rotmat(z), mu, logvar
 
 
 # ----------------------------------------------------------------------------------------------- save / load

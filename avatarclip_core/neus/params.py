@@ -16,8 +16,28 @@ def _check(cond: bool, name: str, value, fix: str) -> None:
         raise ValueError(f"{name} = {value!r} is invalid: {fix}")
 
 
+class _DictIO:
+    """to_dict / from_dict for the parameter dataclasses (checkpoints store their params as plain dicts)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Build from a dict (e.g. a HOCON section); unknown keys raise ValueError."""
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls, d: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; valid keys are {sorted(names)}")
+    return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()})
+
+
 @dataclass
-class NeusInitParams:
+class NeusInitParams(_DictIO):
     """Network sizes, volume-renderer settings and stage-2 training settings (reference §2).
 
     Network (reference §2.1; small preset defaults, full preset in brackets):
@@ -132,14 +152,6 @@ class NeusInitParams:
         return dict(n_levels=self.hash_levels, n_features=self.hash_features, log2_table_size=self.hash_log2_size,
                     base_resolution=self.hash_base_resolution, max_resolution=self.hash_max_resolution)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NeusInitParams":
-        """Build from a dict (e.g. a HOCON section); unknown keys raise ValueError."""
-        return _from_dict(cls, d)
-
     def validate(self) -> "NeusInitParams":
         """Raise ValueError naming the first bad field; return self when all are valid."""
         for name in ("multires",):
@@ -207,7 +219,7 @@ class NeusInitParams:
 
 
 @dataclass
-class TextureParams:
+class TextureParams(_DictIO):
     """Stage-3 settings (reference §3; `examples_small/example.conf` defaults).
 
     Schedule (§3.9): iterations 30000 (hard stop; the reference breaks at 30010 but the small config never
@@ -266,14 +278,6 @@ class TextureParams:
     mesh_resolution: int = 256
     encoding: str | None = None
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TextureParams":
-        """Build from a dict (e.g. a HOCON section); unknown keys raise ValueError."""
-        return _from_dict(cls, d)
-
     def validate(self) -> "TextureParams":
         """Raise ValueError naming the first bad field; return self when all are valid."""
         for name in ("iterations", "end_iter", "max_ray_num", "image_size", "val_every", "save_every", "chunk"):
@@ -300,11 +304,3 @@ class TextureParams:
         _check(self.encoding in (None, "frequency", "hashgrid"), "encoding", self.encoding,
                "use None (accept the init model's), 'frequency' or 'hashgrid'")
         return self
-
-
-def _from_dict(cls, d: dict):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; valid keys are {sorted(names)}")
-    return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()})
