@@ -129,7 +129,22 @@ def _has(text: str, pattern: str) -> bool:
     return re.search(pattern, text) is not None
 
 
-class _KeywordOracle:
+class _Oracle:
+    """Encoder interface shared by the oracles: call = encode_image; `to(device)` moves text embeddings."""
+
+    def __call__(self, images, alpha=None):
+        return self.encode_image(images, alpha)
+
+    def to(self, device):
+        """Set the device of text embeddings (image embeddings follow the images); returns self."""
+        self.device = torch.device(device)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(embed_dim={self.embed_dim})"
+
+
+class _KeywordOracle(_Oracle):
     """Base: image features → normalize([features, 1]); prompt keywords → normalize([T·signs, 1])."""
 
     #: feature index → (positive-keyword regex, negative-keyword regex or None)
@@ -170,17 +185,6 @@ class _KeywordOracle:
         f = self.features(images, alpha)
         return F.normalize(torch.cat([f, torch.ones_like(f[:, :1])], dim=-1), dim=-1)
 
-    def __call__(self, images, alpha=None):
-        return self.encode_image(images, alpha)
-
-    def to(self, device):
-        """Set the device of text embeddings (image embeddings follow the images); returns self."""
-        self.device = torch.device(device)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(embed_dim={self.embed_dim})"
-
 
 # ----------------------------------------------------------------------------------------------------------
 #: colour words understood by `ColorOracle` → RGB in [0, 1]
@@ -193,7 +197,7 @@ COLOR_WORDS = {
 }
 
 
-class ColorOracle:
+class ColorOracle(_Oracle):
     """Colour oracle: colour words in the prompt ↔ the mean foreground colour of the image.
 
     Image: c = alpha-weighted mean RGB of the image (plain mean over all pixels when alpha is None).
@@ -244,14 +248,6 @@ class ColorOracle:
             w = alpha.float()[..., None]
             c = (images.float() * w).sum((1, 2)) / (w.sum((1, 2)) + 1e-6)
         return F.normalize(self._phi(c), dim=-1)
-
-    def __call__(self, images, alpha=None):
-        return self.encode_image(images, alpha)
-
-    def to(self, device):
-        """Set the device of text embeddings (image embeddings follow the images); returns self."""
-        self.device = torch.device(device)
-        return self
 
     def __repr__(self) -> str:
         return "ColorOracle(embed_dim=8)"
