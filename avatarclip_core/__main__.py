@@ -1,24 +1,22 @@
 """Headless entry point: `avatarclip run …` (or `python -m avatarclip_core run …`) executes the stage notebooks
-with papermill and leaves the executed copies in `exp/<run>/notebooks/`.
+with papermill and leaves the executed copies in `<run root>/<run>/notebooks/`; `avatarclip notebooks DIR`
+copies the notebooks out of an installed package.
 
 Everything that can fail fast is checked first (configuration, prompts, SMPL files, CLIP weights), so a bad
-value stops the run within seconds, before any long work.
+value stops the run within seconds, before any long work. Runs live under the run root of `paths.exp_root`
+(`--exp-root`, else $AVATARCLIP_EXP, else ./exp of the project folder), the same folder the notebooks use.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = {"01": "01_coarse_shape", "02": "02_neus_init", "03": "03_clip_texturing", "04": "04_pose_retrieval",
-             "05": "05_motion", "06": "06_video_render"}
-STAGE_OF = {"01": "01_shape", "02": "02_neus_init", "03": "03_texture", "04": "04_poses", "05": "05_motion",
-            "06": "06_video"}
-# Prompts and CLIP needed by each stage (checked before anything runs).
-NEEDS_PROMPT = {"01": "shape", "03": "appearance", "04": "motion", "05": "motion"}
-NEEDS_CLIP = {"01", "03", "04"}
+from . import stages
+
+USER_ERRORS = ("ConfigError", "FileNotFoundError", "ClipWeightsMissing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,17 +27,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shape", default="", help='body-shape prompt, e.g. "a tall and skinny person"')
     r.add_argument("--appearance", default="", help='appearance prompt, e.g. "a female soldier"')
     r.add_argument("--motion", default="", help='motion prompt, e.g. "arguing"')
-    r.add_argument("--preset", default="small", help="tiny | small | full | fast (default small)")
+    r.add_argument("--preset", default="", help="tiny | small | full | fast | a .conf file (default: the run's "
+                                                "own preset, small for a new run)")
     r.add_argument("--run", default="demo", help="run name: outputs go to <exp-root>/<run>/")
-    r.add_argument("--exp-root", default="exp", help="folder holding runs (default ./exp)")
+    r.add_argument("--exp-root", default="", help="folder holding runs (default $AVATARCLIP_EXP, else ./exp of "
+                                                  "the project folder)")
     r.add_argument("--clip", default="", help="CLIP model: open_clip name, checkpoint path, 'tiny' or 'oracle:…'")
     r.add_argument("--body", default="", help="body model: anny (default) or smpl")
+    r.add_argument("--smpl-dir", default="", help="folder of the SMPL files (default $AVATARCLIP_SMPL_DIR, else "
+                                                  "./smpl_models of the project folder)")
     r.add_argument("--device", default="", help="auto | cpu | cuda")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a configuration value, e.g. --set texture.iterations=200 (repeatable)")
-    r.add_argument("--stages", default="01,02,03,04,05,06", help="comma-separated stage numbers to run")
+    r.add_argument("--stages", default=",".join(stages.BY_ID), help="comma-separated stage numbers to run")
     r.add_argument("--no-notebooks", action="store_true",
                    help="call the stage functions directly instead of executing the notebooks")
+    n = sub.add_parser("notebooks", help="copy the notebooks into a folder (for an installed package)")
+    n.add_argument("dir", help="destination folder (created; existing notebooks are not overwritten)")
+    n.add_argument("--force", action="store_true", help="overwrite notebooks that are already there")
     return p
 
 
@@ -47,99 +52,106 @@ def _overrides(args) -> dict:
     from .config import parse_override
 
     out = dict(parse_override(s) for s in args.set)
-    for key, value in (("run.clip_model", args.clip), ("run.body", args.body), ("run.device", args.device)):
+    for key, value in (("run.clip_model", args.clip), ("run.body", args.body), ("run.device", args.device),
+                       ("run.smpl_dir", args.smpl_dir)):
         if value:
             out[key] = value
     return out
 
 
-def preflight(conf, stages: list[str]) -> None:
+def preflight(conf, selected: list[stages.Stage]) -> None:
     """Fail fast: prompts of the selected stages, SMPL files, CLIP weights. Raises the error that names the fix."""
-    for s in stages:
-        if s in NEEDS_PROMPT:
-            conf.prompts.require(NEEDS_PROMPT[s])
+    for s in selected:
+        for prompt in s.prompts:
+            conf.prompts.require(prompt)
     if conf.run.body == "smpl":
-        from .body.registry import DEFAULT_SMPL_DIR
         from .body.smpl_body import find_smpl_file
+        from .paths import smpl_dir
 
-        find_smpl_file(DEFAULT_SMPL_DIR)
-    if NEEDS_CLIP & set(stages):
+        find_smpl_file(smpl_dir(conf.run.smpl_dir))
+    if any(s.uses_clip(conf) for s in selected):
         from .pipeline import load_encoder
 
         load_encoder(conf)
 
 
 def cmd_run(args) -> int:
-    from .config import load_config
+    from .config import ConfigError, load_run_config
+    from .paths import exp_root as resolve_exp_root
 
-    stages = [s.strip().zfill(2) for s in args.stages.split(",") if s.strip()]
-    bad = [s for s in stages if s not in NOTEBOOKS]
-    if bad:
-        print(f"error: unknown stage(s) {bad}; choose from {', '.join(NOTEBOOKS)}", file=sys.stderr)
-        return 2
+    try:
+        selected = [stages.get(s) for s in args.stages.split(",") if s.strip()]
+    except ValueError as err:
+        raise ConfigError(f"--stages {args.stages!r}: {err}") from None
     overrides = _overrides(args)
     prompts = {"shape": args.shape, "appearance": args.appearance, "motion": args.motion}
-    conf = load_config(args.preset, overrides=overrides, prompts=prompts)
-    exp_root = Path(args.exp_root).resolve()
+    exp_root = resolve_exp_root(args.exp_root)
     run_root = exp_root / args.run
-    # Prompts left empty on the command line come from an earlier run.conf of the same run.
-    if (run_root / "run.conf").is_file():
-        from pyhocon import ConfigFactory
-
-        old = ConfigFactory.parse_file(str(run_root / "run.conf")).get("prompts", {})
-        prompts = {k: v or old.get(k, "") for k, v in prompts.items()}
-        conf = load_config(args.preset, overrides=overrides, prompts=prompts)
-    preflight(conf, stages)
+    conf = load_run_config(run_root, args.preset, overrides, prompts)
+    preflight(conf, selected)
     start = time.time()
-    if args.no_notebooks:
-        from . import pipeline
+    from . import pipeline
 
-        run = pipeline.prepare_run(run_root, conf)
-        for s in stages:
-            pipeline.STAGE_FUNCTIONS[STAGE_OF[s]](run, conf)
+    run = pipeline.prepare_run(run_root, conf)  # every notebook below starts from these settings (run.conf)
+    if args.no_notebooks:
+        for s in selected:
+            pipeline.STAGE_FUNCTIONS[s.folder](run, conf)
     else:
         import papermill as pm
 
+        from .paths import shipped_dir
+
         out_dir = run_root / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
-        params = dict(run_name=args.run, preset=args.preset, overrides=overrides, exp_root=str(exp_root),
-                      interactive=False, **prompts)
-        from .pipeline import stage_inputs
-        from .rundir import RunDir
-
-        run = RunDir(run_root)
-        for s in stages:
-            name = NOTEBOOKS[s]
-            stage = STAGE_OF[s]
-            if run.status(stage, stage_inputs(stage, conf)) == "done":  # no kernel start for a finished stage
-                print(f"[{stage}] already finished with these inputs — skipped", flush=True)
+        for s in selected:
+            if run.status(s.folder, pipeline.stage_inputs(s.folder, conf)) == "done":  # no kernel start for a finished stage
+                print(f"[{s.folder}] already finished with these inputs — skipped", flush=True)
                 continue
-            print(f"== {name} ==", flush=True)
+            print(f"== {s.notebook} ==", flush=True)
+            params = dict(run_name=args.run, preset=args.preset, clip_model=args.clip, overrides=overrides,
+                          exp_root=str(exp_root), **{p: prompts[p] for p in s.prompts})
             t = time.time()
+            executed = out_dir / f"{s.notebook}.ipynb"
             try:
-                pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"),
-                                    parameters=params, cwd=str(ROOT), progress_bar=False, log_output=True,
+                pm.execute_notebook(str(shipped_dir("notebooks") / f"{s.notebook}.ipynb"), str(executed),
+                                    parameters=params, cwd=str(run_root), progress_bar=False, log_output=True,
                                     kernel_name="python3")
             except pm.PapermillExecutionError as err:
-                print(f"error: notebook {name} failed: {err.ename}: {err.evalue}\n"
-                      f"see the executed notebook {out_dir / (name + '.ipynb')}", file=sys.stderr)
+                if err.ename in USER_ERRORS:
+                    print(f"error: {err.evalue}", file=sys.stderr)
+                    return 2
+                print(f"error: notebook {s.notebook} failed: {err.ename}: {err.evalue}\n"
+                      f"see the executed notebook {executed}", file=sys.stderr)
                 return 1
-            print(f"   {name} done in {time.time() - t:.1f} s", flush=True)
-    print(f"finished stages {','.join(stages)} in {time.time() - start:.1f} s → {run_root}")
+            print(f"   {s.notebook} done in {time.time() - t:.1f} s", flush=True)
+    print(f"finished stages {','.join(s.id for s in selected)} in {time.time() - start:.1f} s → {run_root}")
+    return 0
+
+
+def cmd_notebooks(args) -> int:
+    from .paths import shipped_dir
+
+    dest = Path(args.dir).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for nb in sorted(shipped_dir("notebooks").glob("*.ipynb")):
+        target = dest / nb.name
+        if target.exists() and not args.force:
+            print(f"kept {target} (exists; --force overwrites)")
+            continue
+        shutil.copyfile(nb, target)
+        copied.append(target.name)
+    print(f"copied {len(copied)} notebooks to {dest.resolve()}: {', '.join(copied)}" if copied else
+          f"nothing copied to {dest.resolve()}")
     return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .config import ConfigError
-
     try:
-        return cmd_run(args)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except RuntimeError as err:
-        if type(err).__name__ == "ClipWeightsMissing":
+        return cmd_run(args) if args.command == "run" else cmd_notebooks(args)
+    except Exception as err:
+        if type(err).__name__ in USER_ERRORS:
             print(f"error: {err}", file=sys.stderr)
             return 2
         raise

@@ -17,12 +17,19 @@ from pathlib import Path
 
 from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "confs"
+from .paths import shipped_dir
+
+CONF_DIR = shipped_dir("confs")
 PRESETS = ("tiny", "small", "full", "fast")
+DEFAULT_PRESET = "small"
 
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range (the message says how to fix it)."""
+
+    def _render_traceback_(self):
+        # IPython/Jupyter show this instead of a traceback: the message already names the value and the fix.
+        return [f"\x1b[31mConfigError\x1b[0m: {self}"]
 
 
 @dataclass
@@ -36,6 +43,7 @@ class RunParams:
         tests/demos, no download) or "oracle:color" / "oracle:size" / "oracle:pose" (test encoders, DESIGN §4).
     clip_pretrained: open_clip pretrained tag for a model name ("openai" = the weights AvatarCLIP used).
     clip_cache: folder of downloaded weights ("" = ~/.cache/avatarclip/clip or $AVATARCLIP_CACHE).
+    smpl_dir: folder of the licensed SMPL files ("" = $AVATARCLIP_SMPL_DIR or <project>/smpl_models; paths.py).
     """
 
     body: str = "anny"
@@ -44,6 +52,7 @@ class RunParams:
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "openai"
     clip_cache: str = ""
+    smpl_dir: str = ""
 
     def validate(self):
         if self.body not in ("anny", "smpl"):
@@ -72,12 +81,14 @@ class PromptParams:
         value = getattr(self, name)
         if not isinstance(value, str) or not value.strip():
             example = _PROMPT_EXAMPLES[name]
-            raise ConfigError(f"prompts.{name} is empty ({value!r}); describe the {name}, e.g. "
-                              f"--{name} {example!r} on the command line or prompts.{name} = \"{example}\"")
+            raise ConfigError(f"prompts.{name} is empty: fill the {_PROMPT_LABELS[name]} prompt — in a notebook "
+                              f"the field {name} = \"{example}\" of the settings cell, on the command line "
+                              f"--{name} \"{example}\"")
         return value.strip()
 
 
 _PROMPT_EXAMPLES = {"shape": "a tall and skinny person", "appearance": "a female soldier", "motion": "arguing"}
+_PROMPT_LABELS = {"shape": "body-shape", "appearance": "appearance", "motion": "motion"}
 
 
 # Section name → "module:Class" of its parameter dataclass (imported lazily: stages own their parameters).
@@ -204,14 +215,17 @@ def load_config(preset: str = "small", overrides: dict | None = None, prompts: d
     """Load a preset, apply overrides and prompts, validate everything.
 
     Args:
-        preset: one of PRESETS (a file confs/<preset>.conf), ignored when `conf_path` is given.
+        preset: one of PRESETS (a file confs/<preset>.conf) or the path of a .conf file; ignored when `conf_path`
+            is given.
         overrides: {"section.key": value} (values of the field's type) or {"section": {key: value}}.
-        prompts: {"shape": …, "appearance": …, "motion": …}; empty values are allowed here and checked by the
-            stages that use them.
+        prompts: {"shape": …, "appearance": …, "motion": …}; empty values leave the configuration's prompt as it
+            is (stages check the prompts they use).
         conf_path: an explicit HOCON file (e.g. a copied run.conf or one of confs/examples/).
     Raises:
         ConfigError: unknown preset, unknown key, wrong type or out-of-range value (message names key and fix).
     """
+    if conf_path is None and preset.endswith(".conf"):
+        conf_path = preset
     if conf_path is None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)} "
@@ -228,7 +242,7 @@ def load_config(preset: str = "small", overrides: dict | None = None, prompts: d
         else:
             tree.put(key, value)
     for key, value in (prompts or {}).items():
-        if value is not None:
+        if value:
             tree.put(f"prompts.{key}", value)
     data = _plain(tree)
     for name in data:
@@ -242,3 +256,32 @@ def load_config(preset: str = "small", overrides: dict | None = None, prompts: d
             raise ConfigError(f"section {name!r} must be an object {{ … }}, got {values!r}")
         sections[name] = build_params(name, values)
     return Config(tree=tree, preset=str(data.get("preset", preset)), sections=sections)
+
+
+def load_run_config(run_root: str | Path, preset: str = "", overrides: dict | None = None,
+                    prompts: dict | None = None) -> Config:
+    """The configuration of the run in `run_root`: a run keeps its settings, values given here change them.
+
+    When `run_root/run.conf` exists (the run was started before, from a notebook or the CLI) it is the base — its
+    preset, CLIP model, prompts and overrides carry over to the next notebook or command — unless `preset` names a
+    different preset, which then is the base (the run's prompts and `run` section — CLIP model, body, device,
+    seed — still carry over). A new run starts from `preset`
+    (default DEFAULT_PRESET). `overrides` and non-empty `prompts` are applied last (see `load_config`).
+
+    Raises:
+        ConfigError: as `load_config`, or a damaged run.conf (the message names the file).
+    """
+    saved = Path(run_root) / "run.conf"
+    if not saved.is_file():
+        return load_config(preset or DEFAULT_PRESET, overrides=overrides, prompts=prompts)
+    try:
+        old = ConfigFactory.parse_file(str(saved))
+    except Exception as err:  # pyhocon raises several parser exception types
+        raise ConfigError(f"{saved} cannot be read ({err}); fix or delete it to start the run's settings afresh")
+    old_preset = str(old.get("preset", ""))
+    prompts = {k: v or old.get(f"prompts.{k}", "") for k, v in {"shape": "", "appearance": "", "motion": "",
+                                                                 **(prompts or {})}.items()}
+    if preset and preset != old_preset:
+        kept = {f"run.{k}": v for k, v in _plain(old.get("run", {})).items()}
+        return load_config(preset, overrides={**kept, **(overrides or {})}, prompts=prompts)
+    return load_config(old_preset, overrides=overrides, prompts=prompts, conf_path=saved)

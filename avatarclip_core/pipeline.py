@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import skeleton
+from . import skeleton, stages
 from .body import get_body_model, stand_pose
 from .config import Config, ConfigError
 from .io import atomic_save_npz, atomic_write, atomic_write_json
@@ -52,25 +52,30 @@ def load_encoder(conf: Config):
 
 
 def body_of(conf: Config):
-    """The body model named by `run.body` (built once per process)."""
-    return get_body_model(conf.run.body)
+    """The body model named by `run.body` (built once per process; SMPL files from `paths.smpl_dir`)."""
+    from .paths import smpl_dir
 
-
-# What each stage's result depends on: its config section, the prompts it reads, whether it uses CLIP.
-_STAGE_INPUTS = {"01_shape": ("shape", ("shape",), True), "02_neus_init": ("neus_init", (), False),
-                 "03_texture": ("texture", ("appearance",), True), "04_poses": ("poses", ("motion",), True),
-                 "05_motion": ("motion", ("motion",), True), "06_video": ("video", (), False)}
+    return get_body_model(conf.run.body, smpl_dir=smpl_dir(conf.run.smpl_dir) if conf.run.body == "smpl" else None)
 
 
 def stage_inputs(stage: str, conf: Config) -> dict:
-    """The inputs dict of `stage` (hashed by RunDir to skip/resume/invalidate); raises ConfigError on an empty
-    prompt the stage needs."""
-    section, prompts, clip = _STAGE_INPUTS[stage]
-    out = {section: conf.section_hash(section), "body": conf.run.body, "seed": conf.run.seed,
-           "prompts": {p: conf.prompts.require(p) for p in prompts}}
-    if clip:
+    """The inputs dict of `stage` (a folder name such as "03_texture"): what its result depends on — its config
+    section, body, seed, the prompts it reads and, when it uses it, the CLIP model (the stage table in
+    `stages.py`). RunDir hashes it to skip/resume/invalidate. Raises ConfigError on an empty prompt it needs."""
+    spec = stages.get(stage)
+    out = {spec.section: conf.section_hash(spec.section), "body": conf.run.body, "seed": conf.run.seed,
+           "prompts": {p: conf.prompts.require(p) for p in spec.prompts}}
+    if spec.uses_clip(conf):
         out["clip"] = [conf.run.clip_model, conf.run.clip_pretrained]
     return out
+
+
+def run_settings(conf: Config) -> dict:
+    """What a stage's manifest records of the run's settings (not hashed): preset, the three prompts, the run
+    section (body, device, seed, CLIP model)."""
+    import dataclasses
+
+    return {"preset": conf.preset, "prompts": dataclasses.asdict(conf.prompts), "run": dataclasses.asdict(conf.run)}
 
 
 def load_shape(run: RunDir) -> torch.Tensor:
@@ -100,7 +105,7 @@ def save_mesh_ply(path, vertices, faces, colors=None) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- stage 1
-def run_coarse_shape(run: RunDir, conf: Config, progress: bool = True) -> dict:
+def run_coarse_shape(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 1: shape prompt → `01_shape/shape.json`, `body.ply` (stand pose), `preview.png`."""
     from .shape import search_shape
 
@@ -125,13 +130,14 @@ def run_coarse_shape(run: RunDir, conf: Config, progress: bool = True) -> dict:
         return {"height_m": float(v[0, :, 1].max() - v[0, :, 1].min()), "score": float(result.scores[result.best]),
                 "num_candidates": len(result.candidates)}
 
-    return run.stage("01_shape", inputs, body_fn, seed=conf.run.seed)
+    return run.stage("01_shape", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
 # ----------------------------------------------------------------------------------------------- stage 2
-def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
+def run_neus_init(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 2: renders of the stand-posed coarse body from a camera ring, NeuS fitted to them →
-    `02_neus_init/views/` (PNG + cameras.json), `ckpt.pt`, `preview.png`."""
+    `02_neus_init/views/` (PNG + cameras.json), `ckpt.pt`, `preview.png`. `on_progress(step, losses, image)` is
+    called as `fit_neus_init` documents (live notebook previews)."""
     from . import neus
 
     params = conf.params("neus_init")
@@ -149,7 +155,7 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
                 "fov_deg": cams.fov_deg, "image_size": params.image_size, "convention": "OpenGL c2w, metres",
                 "frames": [{"file": f"{i:04d}.png", "c2w": cams.c2w[i].cpu().tolist()} for i in range(len(cams))]})
         model = neus.fit_neus_init(images, masks, cams, params, folder, seed=conf.run.seed, progress=progress,
-                                   body=(verts.to(device), faces.to(device)))
+                                   body=(verts.to(device), faces.to(device)), on_progress=on_progress)
         figures = evaluate_views(model, images, masks, cams, params)
         figures["chamfer_mm"] = chamfer_to_body(model, verts, faces)
         front = _front_index(cams)
@@ -157,7 +163,7 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True) -> dict:
         write_png(folder / "preview.png", torch.cat([images[front].cpu(), pred["rgb"][0].detach().cpu()], dim=1))
         return figures
 
-    return run.stage("02_neus_init", inputs, body_fn, seed=conf.run.seed)
+    return run.stage("02_neus_init", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
 def _front_index(cams) -> int:
@@ -209,9 +215,10 @@ def neus_render(model, cam, params):
 
 
 # ----------------------------------------------------------------------------------------------- stage 3
-def run_texture(run: RunDir, conf: Config, progress: bool = True) -> dict:
+def run_texture(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 3: CLIP sculpting and texturing → `03_texture/ckpt_XXXXXX.pt`, `progress/XXXXXX.png`,
-    `progress.mp4`, `avatar.ply` (vertex colours)."""
+    `progress.mp4`, `avatar.ply` (vertex colours). `on_progress(step, losses, image)` is called every
+    `texture.val_every` steps (see `train_texture`)."""
     from . import neus
     from .guidance import prompts
 
@@ -226,7 +233,8 @@ def run_texture(run: RunDir, conf: Config, progress: bool = True) -> dict:
         body = body_of(conf)
         head = body(shape=load_shape(run), pose=stand_pose()).joints[0, skeleton.JOINT_INDEX["head"]]
         model = neus.train_texture(model, verts.to(device), faces.to(device), load_encoder(conf), texts, params,
-                                   folder, seed=conf.run.seed, progress=progress, head_joint=head.to(device))
+                                   folder, seed=conf.run.seed, progress=progress, head_joint=head.to(device),
+                                   on_progress=on_progress)
         frames = sorted((folder / "progress").glob("*.png"))
         if frames:
             import imageio.v3 as iio
@@ -238,11 +246,11 @@ def run_texture(run: RunDir, conf: Config, progress: bool = True) -> dict:
         return {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces)),
                 "mean_vertex_color": colors.mean(0).round(4).tolist()}
 
-    return run.stage("03_texture", inputs, body_fn, seed=conf.run.seed)
+    return run.stage("03_texture", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
 # ----------------------------------------------------------------------------------------------- stage 4
-def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
+def run_poses(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 4: motion prompt → `04_poses/candidates.npz` ((K, 22, 3) poses, scores) and `candidate_XX.png`."""
     from . import motion
 
@@ -261,7 +269,7 @@ def run_poses(run: RunDir, conf: Config, progress: bool = True) -> dict:
             write_png(folder / f"candidate_{i:02d}.png", img)
         return {"num_candidates": int(len(poses)), "scores": [round(float(s), 5) for s in scores]}
 
-    return run.stage("04_poses", inputs, body_fn, seed=conf.run.seed)
+    return run.stage("04_poses", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
 # ----------------------------------------------------------------------------------------------- stage 5
@@ -270,7 +278,7 @@ def load_candidates(run: RunDir) -> torch.Tensor:
     return torch.as_tensor(data["poses"])
 
 
-def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
+def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 5: candidates → `05_motion/motion.npz` (poses (T, 22, 3), root_translation (T, 3), fps),
     `motion.bvh`, `preview.mp4` (the plain body moving)."""
     from . import motion
@@ -293,7 +301,7 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True) -> dict:
         write_mp4(folder / "preview.mp4", frames, fps=params.fps)
         return {"frames": int(len(poses)), "fps": float(params.fps)}
 
-    return run.stage("05_motion", inputs, body_fn, seed=conf.run.seed)
+    return run.stage("05_motion", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
 def render_body_motion(body, poses, root, fps: float, size: int = 256, progress: bool = True) -> np.ndarray:
@@ -314,7 +322,7 @@ def load_motion(run: RunDir) -> tuple[torch.Tensor, torch.Tensor, float]:
     return torch.as_tensor(data["poses"]), torch.as_tensor(data["root_translation"]), float(data["fps"])
 
 
-def run_video(run: RunDir, conf: Config, progress: bool = True) -> dict:
+def run_video(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 6: rig the stage-3 avatar with the stage-1 body, drive it with the stage-5 motion →
     `06_video/avatar.glb` (skinned, animated, vertex colours) and `avatar.mp4` (+ `avatar.gif`)."""
     import trimesh
@@ -332,11 +340,12 @@ def run_video(run: RunDir, conf: Config, progress: bool = True) -> dict:
                                             device=resolve_device(conf.run.device), progress=progress)
         return figures
 
-    return run.stage("06_video", inputs, body_fn, seed=conf.run.seed)
+    return run.stage("06_video", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
-STAGE_FUNCTIONS = {"01_shape": run_coarse_shape, "02_neus_init": run_neus_init, "03_texture": run_texture,
-                   "04_poses": run_poses, "05_motion": run_motion, "06_video": run_video}
+# Stage folder → its function (every one takes (run, conf, progress=True, on_progress=None); only the training
+# stages call on_progress).
+STAGE_FUNCTIONS = {s.folder: globals()[s.function] for s in stages.STAGES}
 
 
 def prepare_run(root: str | Path, conf: Config) -> RunDir:

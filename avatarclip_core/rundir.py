@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import stages as _stages
 from .io import atomic_write_json, atomic_write_text
 
-STAGES = ("01_shape", "02_neus_init", "03_texture", "04_poses", "05_motion", "06_video")
-# Which earlier stages each stage reads (DESIGN §2 table).
-UPSTREAM = {"01_shape": (), "02_neus_init": ("01_shape",), "03_texture": ("01_shape", "02_neus_init"),
-            "04_poses": (), "05_motion": ("04_poses",), "06_video": ("01_shape", "03_texture", "05_motion")}
+STAGES = _stages.FOLDERS
+UPSTREAM = {s.folder: s.upstream for s in _stages.STAGES}  # which earlier stages each stage reads
 
 
 def inputs_hash(inputs: dict) -> str:
@@ -57,7 +56,7 @@ class RunDir:
         manifest = self.manifest(stage)
         if manifest is None:
             raise FileNotFoundError(f"stage {stage} has not finished in {self.root}; run it first "
-                                    f"(notebook {stage[:2]}_*.ipynb or `avatarclip run --stages {stage[:2]}`)")
+                                    f"(notebook {_stages.get(stage).notebook}.ipynb or `avatarclip run --stages {stage[:2]}`)")
         return manifest
 
     def write_run_conf(self, text: str) -> Path:
@@ -80,12 +79,14 @@ class RunDir:
         return inputs_hash({"inputs": inputs, "upstream": upstream})
 
     def stage(self, stage: str, inputs: dict, body: Callable[[Path], dict], seed: int = 0,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, settings: dict | None = None) -> dict:
         """Run `body(stage_folder) -> figures` under the skip/resume/invalidate rules; return the manifest.
 
         Args:
             inputs: everything the stage's result depends on (config sections, prompts, seed, models).
             body: does the work, writes only into the folder it is given, returns key figures (JSON-able).
+            settings: the run's settings when it ran (preset, prompts, run section), recorded in the manifest but
+                not hashed, so each stage's manifest says what it ran with.
         Raises:
             FileNotFoundError: an upstream stage has not finished.
         """
@@ -107,7 +108,7 @@ class RunDir:
         start = time.time()
         figures = body(folder) or {}
         manifest = {
-            "stage": stage, "inputs_hash": h, "inputs": inputs, "seed": seed,
+            "stage": stage, "inputs_hash": h, "inputs": inputs, "seed": seed, "settings": settings or {},
             "upstream": {s: (self.manifest(s) or {}).get("inputs_hash") for s in UPSTREAM[stage]},
             "wall_time_s": round(time.time() - start, 3), "figures": figures, "versions": _versions(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

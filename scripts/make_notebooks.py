@@ -1,115 +1,117 @@
-"""Generate notebooks/00_quickstart.ipynb … 06_video_render.ipynb (thin: parameters, form, one stage call, results).
+"""Generate notebooks/00_quickstart.ipynb … 06_video_render.ipynb from the stage table (avatarclip_core/stages.py).
 
-Run `python scripts/make_notebooks.py` after changing this file; the notebooks are committed.
+Each notebook: a title with Colab/Gradient badges, an install cell (a no-op where avatarclip is importable), the
+tagged settings cell (Colab form fields; papermill parameters), a `configure` cell and one `run_stage` cell per
+stage. Run `python scripts/make_notebooks.py` after changing this file or the stage table; the notebooks are
+committed and shipped inside the package.
 """
+import sys
+import tomllib
 from pathlib import Path
 
 import nbformat as nbf
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from avatarclip_core import stages  # noqa: E402
 
-STAGES = [
-    ("01_coarse_shape", "01_shape", "run_coarse_shape", ("shape",),
-     "Stage 1 — coarse body shape",
-     "Renders candidate bodies from the body model's shape space, embeds them with CLIP and picks the one whose "
-     "embedding offset from the neutral body best matches the prompt's offset from a neutral prompt "
-     "(AvatarCLIP §3.1). Writes `01_shape/shape.json`, `body.ply` and `preview.png` (neutral | chosen).",
-     "nb.show_image(run.path('01_shape') / 'preview.png')"),
-    ("02_neus_init", "02_neus_init", "run_neus_init", (),
-     "Stage 2 — NeuS initialisation",
-     "Renders the coarse body from a ring of cameras and fits a NeuS SDF + colour field to the renders "
-     "(AvatarCLIP §3.2). Writes `02_neus_init/views/`, `ckpt.pt` and `preview.png` (ground truth | NeuS).",
-     "nb.show_image(run.path('02_neus_init') / 'preview.png')"),
-    ("03_clip_texturing", "03_texture", "run_texture", ("appearance",),
-     "Stage 3 — CLIP sculpting and texturing",
-     "Optimises the NeuS geometry and a texture head so random renders match the appearance prompt under CLIP "
-     "(AvatarCLIP §3.3), then extracts `avatar.ply` with vertex colours. Progress images become `progress.mp4`.",
-     "nb.show_video(run.path('03_texture') / 'progress.mp4')"),
-    ("04_pose_retrieval", "04_poses", "run_poses", ("motion",),
-     "Stage 4 — candidate poses",
-     "Scores a library of poses retargeted from CMU mocap with CLIP against the motion prompt and keeps the top K "
-     "distinct ones (AvatarCLIP §4.1). Writes `04_poses/candidates.npz` and `candidate_XX.png`.",
-     "[nb.show_image(p, width=256) for p in sorted(run.path('04_poses').glob('candidate_*.png'))]"),
-    ("05_motion", "05_motion", "run_motion", (),
-     "Stage 5 — motion",
-     "Turns the ranked candidate poses into a smooth motion (AvatarCLIP §4.2). Writes `05_motion/motion.npz`, "
-     "`motion.bvh` and `preview.mp4` (the plain body moving).",
-     "nb.show_video(run.path('05_motion') / 'preview.mp4')"),
-    ("06_video_render", "06_video", "run_video", (),
-     "Stage 6 — animated avatar and video",
-     "Carries the body's skinning weights to the sculpted avatar, drives it with the motion, and writes "
-     "`06_video/avatar.glb` (skinned, animated, vertex colours) and `avatar.mp4`.",
-     "nb.show_video(run.path('06_video') / 'avatar.mp4')"),
-]
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+GITHUB_PATH = REPO_URL.removeprefix("https://github.com/")
+EXAMPLES = {"shape": "a tall and skinny person", "appearance": "a female soldier", "motion": "arguing"}
 
-PARAMS = '''# Parameters (papermill overrides these; `avatarclip run` passes them).
-run_name = "demo"
-preset = "small"          # tiny | small | full | fast
-shape = ""                # body-shape prompt, e.g. "a tall and skinny person"
-appearance = ""           # appearance prompt, e.g. "a female soldier"
-motion = ""               # motion prompt, e.g. "arguing"
-overrides = {}            # {"section.key": value}, e.g. {"run.clip_model": "tiny"}
-exp_root = "exp"
-interactive = True        # show the prompt form; `avatarclip run` (papermill) passes False
-'''
+INSTALL = f'''# Setup — on Colab, Gradient or a fresh Jupyter this installs avatarclip (a few minutes, once per runtime);
+# where avatarclip is already importable (a checkout after `make install`, a second run) it does nothing.
+import importlib, importlib.util, os, pathlib, subprocess, sys
+if importlib.util.find_spec("avatarclip_core") is None:
+    _checkout = pathlib.Path.cwd().parent
+    _source = os.environ.get("AVATARCLIP_PIP_SOURCE") or (
+        str(_checkout) if (_checkout / "avatarclip_core" / "stages.py").is_file() else "git+{REPO_URL}")
+    print("installing avatarclip from", _source, "…", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", _source], check=True)
+    importlib.invalidate_caches()
+import avatarclip_core.widgets as nb
+nb.setup()  # says whether a GPU is used; quiets library warnings'''
+
+
+def badges(notebook: str) -> str:
+    path = f"{GITHUB_PATH}/blob/main/notebooks/{notebook}.ipynb"
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{path}) "
+            f"[![Run on Gradient](https://assets.paperspace.io/img/gradient-badge.svg)]"
+            f"(https://console.paperspace.com/github/{path})")
+
+
+def settings_cell(prompts, quickstart: bool):
+    keep = "" if quickstart else " Empty = as this run already has it (from an earlier notebook or the CLI)."
+    lines = ["# @title Settings { display-mode: \"form\" }",
+             "# Fill these in (a form on Colab), then Run All (Colab: Runtime ▸ Run all; Jupyter: Run ▸ Run All "
+             "Cells).",
+             f"#{keep} papermill and `avatarclip run` pass these as parameters.",
+             'run_name = "demo"  # @param {type:"string"}']
+    for p in prompts:
+        lines.append(f'{p} = "{EXAMPLES[p] if quickstart else ""}"  # @param {{type:"string"}}')
+    if quickstart:
+        lines += ['preset = "small"  # @param ["tiny", "small", "full", "fast"]',
+                  'clip_model = "ViT-B-32"  # @param ["ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}']
+    else:
+        lines += ['preset = ""  # @param ["", "tiny", "small", "full", "fast"]',
+                  'clip_model = ""  # @param ["", "ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}']
+    lines += ['overrides = {}  # {"section.key": value}, e.g. {"texture.iterations": 5000}',
+              'exp_root = ""  # empty: $AVATARCLIP_EXP, else ./exp of the project folder']
+    cell = nbf.v4.new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = ["parameters"]
+    cell.metadata["cellView"] = "form"  # Colab shows the form, the code hidden
+    return cell
+
+
+def configure_cell(ids, prompts):
+    args = "".join(f", {p}={p}" for p in prompts)
+    return nbf.v4.new_code_cell(f"conf, run = nb.configure(run_name, {list(ids)!r}, preset, clip_model, overrides, "
+                                f"exp_root{args})")
 
 
 def notebook(cells):
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["accelerator"] = "GPU"  # Colab: open with a GPU runtime
+    nb.metadata["colab"] = {"provenance": [], "gpuType": "T4"}
     nb.cells = cells
     return nb
 
 
-def params_cell():
-    cell = nbf.v4.new_code_cell(PARAMS)
-    cell.metadata["tags"] = ["parameters"]
-    return cell
-
-
-def setup_cells(uses):
-    return [
-        nbf.v4.new_code_cell("import avatarclip_core.widgets as nb\n"
-                             "from avatarclip_core import pipeline\n"
-                             f"form = nb.prompt_form(run_name, preset, shape, appearance, motion, uses={tuple(uses)!r}, "
-                             "interactive=interactive)\n"
-                             "form"),
-        nbf.v4.new_code_cell("conf, run = nb.configure(form, overrides, exp_root)\n"
-                             "print('run folder:', run.root.resolve(), '| preset:', conf.preset, "
-                             "'| CLIP:', conf.run.clip_model, '| body:', conf.run.body)"),
-    ]
-
-
-def stage_notebook(name, stage, fn, uses, title, text, show):
+def stage_notebook(stage):
     return notebook([
-        nbf.v4.new_markdown_cell(f"# {title}\n\n{text}\n\nFill the form (or pass papermill parameters), then run "
-                                 "all cells. A finished stage is skipped; an interrupted one resumes."),
-        params_cell(), *setup_cells(uses),
-        nbf.v4.new_code_cell(f"manifest = pipeline.{fn}(run, conf)\nmanifest['figures']"),
-        nbf.v4.new_code_cell(show),
+        nbf.v4.new_markdown_cell(f"# {stage.title}\n\n{badges(stage.notebook)}\n\n{stage.about}\n\n"
+                                 "Fill the settings, then run all cells. A finished stage is skipped; an "
+                                 "interrupted one resumes from its last checkpoint."),
+        nbf.v4.new_code_cell(INSTALL), settings_cell(stage.prompts, False), configure_cell([stage.id], stage.prompts),
+        nbf.v4.new_code_cell(f'manifest = nb.run_stage(run, conf, "{stage.id}")'),
     ])
 
 
 def quickstart():
-    calls = "\n".join(f"manifests['{stage}'] = pipeline.{fn}(run, conf)" for _, stage, fn, *_ in STAGES)
-    return notebook([
-        nbf.v4.new_markdown_cell("# avatarclip quickstart — all six stages\n\nThree prompts in: body shape, "
-                                 "appearance, motion. Out: `exp/<run>/06_video/avatar.mp4` and `avatar.glb`. "
-                                 "Each stage can also be run on its own with notebooks 01–06."),
-        params_cell(), *setup_cells(("shape", "appearance", "motion")),
-        nbf.v4.new_code_cell("manifests = {}\n" + calls + "\n{k: m['wall_time_s'] for k, m in manifests.items()}"),
-        nbf.v4.new_code_cell("nb.show_image(run.path('01_shape') / 'preview.png')\n"
-                             "nb.show_video(run.path('06_video') / 'avatar.mp4')"),
-    ])
+    prompts = ("shape", "appearance", "motion")
+    cells = [nbf.v4.new_markdown_cell(
+        f"# avatarclip quickstart — all six stages\n\n{badges('00_quickstart')}\n\nThree prompts in: body shape, "
+        "appearance, motion. Out: a sculpted, textured avatar (`exp/<run>/03_texture/avatar.ply`), its motion and "
+        "`exp/<run>/06_video/avatar.mp4` / `avatar.glb`, shown below as they finish. Notebooks 01–06 run one stage "
+        "each on the same run folder."),
+        nbf.v4.new_code_cell(INSTALL), settings_cell(prompts, True),
+        configure_cell([s.id for s in stages.STAGES], prompts)]
+    cells[-1].source += "\nmanifests = {}"
+    for stage in stages.STAGES:
+        cells += [nbf.v4.new_markdown_cell(f"## {stage.title}\n\n{stage.about}"),
+                  nbf.v4.new_code_cell(f'manifests["{stage.folder}"] = nb.run_stage(run, conf, "{stage.id}")')]
+    return notebook(cells)
 
 
 def main():
     out = ROOT / "notebooks"
     out.mkdir(exist_ok=True)
     nbf.write(quickstart(), out / "00_quickstart.ipynb")
-    for spec in STAGES:
-        nbf.write(stage_notebook(*spec), out / f"{spec[0]}.ipynb")
-    print("wrote", len(STAGES) + 1, "notebooks to", out)
+    for stage in stages.STAGES:
+        nbf.write(stage_notebook(stage), out / f"{stage.notebook}.ipynb")
+    print("wrote", len(stages.STAGES) + 1, "notebooks to", out)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,37 @@ _BOUNDS = {"gender": (0.0, 1.0), "age": (0.5, 0.65), "muscle": (0.0, 1.0), "weig
            "height": (0.3, 0.6), "proportions": (0.2, 0.8)}
 
 
+@contextlib.contextmanager
+def _native_stderr_without(marker: str):
+    """Drop lines containing `marker` that native code writes to file descriptor 2 inside the block; pass the
+    others through. (Warp's C++ core prints "Warp CUDA warning: …" on machines without a GPU; Jupyter would show
+    it in red on every stage.)"""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode(errors="replace").splitlines(True) if marker not in ln]
+            if kept:
+                sys.stderr.write("".join(kept))
+
+
 @lru_cache(maxsize=1)
 def _anny_model():
     """Build anny's mixamo rig once per process (~50 s the first time on a machine, then cached by anny)."""
-    with contextlib.redirect_stdout(io.StringIO()):  # warp prints a banner on import
-        os.environ.setdefault("WARP_LOG_LEVEL", "error")
+    with contextlib.redirect_stdout(io.StringIO()), _native_stderr_without("Warp CUDA warning"):
+        import warp
+
+        warp.config.log_level = warp.LOG_WARNING  # no "Module … load on device 'cpu' took …" lines per stage
         import anny
 
         model = anny.Anny(rig="mixamo")

@@ -54,6 +54,9 @@ class ClipWeightsMissing(RuntimeError):
     `run.clip_model` config key / `--clip` command-line option that accept a local file path instead.
     """
 
+    def _render_traceback_(self):  # Jupyter shows the message (it names the file and the fix), not a traceback
+        return [f"\x1b[31mClipWeightsMissing\x1b[0m: {self}"]
+
 
 def default_cache_dir() -> Path:
     """Folder where CLIP weights are downloaded/looked up: ``$AVATARCLIP_CACHE/clip`` if the variable is set

@@ -114,7 +114,8 @@ def body_sdf_bank(vertices: torch.Tensor, faces: torch.Tensor, n: int, near_std:
             "parts": torch.tensor([m, m, n - 2 * m], dtype=torch.long)}
 
 
-def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int = 0, progress: bool = True) -> float:
+def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int = 0, progress: bool = True,
+                 on_progress=None) -> float:
     """SDF regression phase of init_mode "sdf" (issue 4 fast path): `params.sdf_steps` Adam steps on the SDF
     network only, each on `params.sdf_batch` points drawn equally from the bank's surface / near / uniform
     parts (`body_sdf_bank`). Loss = L1(f, sdf) + igr_weight·eikonal (|∇f| − 1)² (all points)
@@ -122,6 +123,7 @@ def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int
     al. 2020) replacing the reference's slow volume-rendering fit of the known coarse body. LR
     `sdf_learning_rate` (None → learning_rate), cosine-decayed to learning_rate_alpha, no warm-up.
     Minibatches come from a generator seeded by `seed` + 1. Returns the final mean |f − sdf| (metres).
+    `on_progress(step, {"sdf_l1": …, "eikonal": …}, None)` is called about 25 times over the phase.
     """
     sdf_net = model.sdf
     opt = torch.optim.Adam(sdf_net.parameters(), lr=params.sdf_learning_rate or params.learning_rate)
@@ -146,11 +148,13 @@ def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int
         loss.backward()
         opt.step()
         err = float(l1.detach())
+        if on_progress is not None and (step + 1) % max(1, params.sdf_steps // 25) == 0:
+            on_progress(step + 1, {"sdf_l1": err, "eikonal": float(eik.detach())}, None)
     return err
 
 
 def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, params: NeusInitParams,
-                  out_dir, seed: int = 0, progress: bool = True, body=None) -> NeusModel:
+                  out_dir, seed: int = 0, progress: bool = True, body=None, on_progress=None) -> NeusModel:
     """Fit NeuS (head 1 only) to multi-view renders of the body (reference §2.3).
 
     Each step: one view from a random permutation of the N views, `batch_size` uniformly random pixels
@@ -175,6 +179,9 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
         cameras: N cameras (avatar frame); params: NeusInitParams; out_dir: output folder; seed: RNG seed;
         body: (vertices (V, 3), faces (F, 3) long) of the body the images show — required by init_mode "sdf",
             ignored by "render".
+        on_progress: optional callback(step, losses: dict[str, float], image (2H, W, 3) tensor | None): every
+            `val_every` render steps with the validation image (prediction above GT), about 25 times per phase
+            with the losses alone (the SDF phase's steps are counted separately).
     Returns: the trained NeusModel (on images' device, eval mode).
     Raises: ValueError on shape mismatches, invalid params, or init_mode "sdf" without `body` (before any
         training).
@@ -211,7 +218,7 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
         verts, faces = body
         bank = body_sdf_bank(verts.to(dev), faces.to(dev), params.sdf_bank_size, params.sdf_near_std, seed)
         model.train()
-        fit_body_sdf(model, bank, params, seed, progress)
+        fit_body_sdf(model, bank, params, seed, progress, on_progress)
         if params.sdf_variance_init is not None:
             with torch.no_grad():
                 model.variance.variance.fill_(params.sdf_variance_init)
@@ -258,10 +265,19 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
         bar.update(1)
         if progress and step % 100 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", inv_s=f"{out['inv_s'].item():.1f}")
+        losses = None
+        if on_progress is not None and step % max(1, params.iterations // 25) == 0:
+            losses = {"loss": float(loss.detach()), "color": float(color_loss.detach()),
+                      "mask": float(mask_loss.detach())}
         if step % params.val_every == 0:
             with torch.no_grad():
                 pred = render_views(model, cameras[0], H, W, chunk=params.chunk)["rgb"][0]
-            _save_png(out_dir / "validations" / f"{step:06d}.png", torch.cat([pred, images[0]], 0))
+            image = torch.cat([pred, images[0]], 0)
+            _save_png(out_dir / "validations" / f"{step:06d}.png", image)
+            if on_progress is not None:
+                on_progress(step, losses or {"loss": float(loss.detach())}, image)
+        elif losses is not None:
+            on_progress(step, losses, None)
         if step % params.save_every == 0 or step == params.iterations:
             save()
     bar.close()
