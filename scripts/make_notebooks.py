@@ -105,7 +105,17 @@ def quickstart():
     return notebook(cells)
 
 
+def write_readme_badges():
+    """Put the quickstart's Colab/Gradient badges between the README's badge markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = text.index("<!-- badges:"), text.index("<!-- /badges -->")
+    head = text[start:text.index("\n", start) + 1]
+    readme.write_text(text[:start] + head + badges("00_quickstart") + "\n" + text[end:])
+
+
 def main():
+    write_readme_badges()
     out = ROOT / "notebooks"
     out.mkdir(exist_ok=True)
     nbf.write(quickstart(), out / "00_quickstart.ipynb")
