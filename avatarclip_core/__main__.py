@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import stages
 
-USER_ERRORS = ("ConfigError", "FileNotFoundError", "ClipWeightsMissing")
+USER_ERRORS = ("ConfigError", "FileNotFoundError", "UpstreamMissing", "ClipWeightsMissing")
 
 
 def build_parser() -> argparse.ArgumentParser:

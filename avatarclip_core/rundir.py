@@ -26,6 +26,13 @@ STAGES = _stages.FOLDERS
 UPSTREAM = {s.folder: s.upstream for s in _stages.STAGES}  # which earlier stages each stage reads
 
 
+class UpstreamMissing(FileNotFoundError):
+    """An earlier stage this one reads has not finished (the message names it and how to run it)."""
+
+    def _render_traceback_(self):  # Jupyter shows the one-line message instead of a traceback
+        return [f"\x1b[31mUpstreamMissing\x1b[0m: {self}"]
+
+
 def inputs_hash(inputs: dict) -> str:
     """Stable 16-hex-digit hash of a JSON-serialisable dict."""
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -52,10 +59,11 @@ class RunDir:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def require(self, stage: str) -> dict:
-        """Manifest of a finished upstream stage; raises FileNotFoundError saying which stage to run first."""
+        """Manifest of a finished upstream stage; raises UpstreamMissing (a FileNotFoundError) saying which stage
+        to run first."""
         manifest = self.manifest(stage)
         if manifest is None:
-            raise FileNotFoundError(f"stage {stage} has not finished in {self.root}; run it first "
+            raise UpstreamMissing(f"stage {stage} has not finished in {self.root}; run it first "
                                     f"(notebook {_stages.get(stage).notebook}.ipynb or `avatarclip run --stages {stage[:2]}`)")
         return manifest
 

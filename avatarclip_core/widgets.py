@@ -67,6 +67,8 @@ def configure(run_name: str, stage_ids, preset: str = "", clip_model: str = "", 
         shape, appearance, motion: the prompts; "" keeps the run's prompt.
     Returns: (conf, run); `run.conf` is written (the merged settings, see `config.load_run_config`).
     Raises:
+        UpstreamMissing: an earlier stage this notebook's stages read has not finished in this run (checked first:
+            it is the more useful message).
         ConfigError: a bad value or an empty prompt a stage of this notebook needs (one line in Jupyter).
     """
     from .config import ConfigError, load_run_config
@@ -79,6 +81,13 @@ def configure(run_name: str, stage_ids, preset: str = "", clip_model: str = "", 
     overrides = dict(overrides or {})
     if clip_model:
         overrides["run.clip_model"] = clip_model
+    from .rundir import RunDir
+
+    ids = [stages.get(sid).folder for sid in stage_ids]
+    for folder in ids:
+        for up in stages.get(folder).upstream:
+            if up not in ids:
+                RunDir(root).require(up)
     conf = load_run_config(root, preset, overrides, {"shape": shape, "appearance": appearance, "motion": motion})
     for sid in stage_ids:
         for prompt in stages.get(sid).prompts:

@@ -38,19 +38,19 @@ def shown(monkeypatch):
 
 
 def test_settings_carry_over_between_notebooks_and_explicit_values_win(tmp_path, shown):
-    conf, run = widgets.configure("r1", ["01", "03"], "tiny", "tiny", {}, str(tmp_path), shape="a tall person",
+    conf, run = widgets.configure("r1", ["01"], "tiny", "tiny", {}, str(tmp_path), shape="a tall person",
                                   appearance="a <b>red</b> knight")
     assert run.root == tmp_path / "r1" and (run.root / "run.conf").is_file()
     assert "a &lt;b&gt;red&lt;/b&gt; knight" in shown[0].data  # prompts are user text: escaped in HTML
-    # Notebook 05 later, its settings left empty: the run's preset, CLIP and prompts carry over; motion is added.
-    conf5, _ = widgets.configure("r1", ["05"], "", "", {}, str(tmp_path), motion="waving")
+    # Notebook 04 later, its settings left empty: the run's preset, CLIP and prompts carry over; motion is added.
+    conf5, _ = widgets.configure("r1", ["04"], "", "", {}, str(tmp_path), motion="waving")
     assert (conf5.preset, conf5.run.clip_model) == ("tiny", "tiny")
     assert (conf5.prompts.shape, conf5.prompts.appearance, conf5.prompts.motion) == \
         ("a tall person", "a <b>red</b> knight", "waving")
     saved = (run.root / "run.conf").read_text()
     assert "waving" in saved and "a tall person" in saved and 'clip_model = "tiny"' in saved
     # An explicit preset changes the stage sections but keeps the run's prompts and CLIP model.
-    conf_s, _ = widgets.configure("r1", ["06"], "small", "", {}, str(tmp_path))
+    conf_s, _ = widgets.configure("r1", ["01"], "small", "", {}, str(tmp_path))
     assert conf_s.preset == "small" and conf_s.run.clip_model == "tiny" and conf_s.prompts.motion == "waving"
 
 
@@ -61,6 +61,14 @@ def test_empty_prompt_names_the_field_in_one_line(tmp_path, shown):
     lines = err.value._render_traceback_()  # what Jupyter prints instead of a traceback
     assert len(lines) == 1 and "prompts.motion is empty" in lines[0]
     assert not (tmp_path / "r2").exists()  # nothing written before the check
+
+
+def test_missing_upstream_stage_is_said_before_an_empty_prompt(tmp_path, shown):
+    from avatarclip_core.rundir import UpstreamMissing
+
+    with pytest.raises(UpstreamMissing, match="04_poses has not finished.*04_pose_retrieval.ipynb"):
+        widgets.configure("r3", ["05"], "tiny", "tiny", {}, str(tmp_path))
+    assert len(UpstreamMissing("x")._render_traceback_()) == 1
 
 
 def test_live_preview_updates_one_area_in_place(shown):
