@@ -76,17 +76,20 @@ def preflight(conf, selected: list[stages.Stage]) -> None:
 
 
 def cmd_run(args) -> int:
-    from .config import ConfigError, load_run_config
+    from .config import ConfigError, check_run_name, load_run_config
     from .paths import exp_root as resolve_exp_root
 
     try:
         selected = [stages.get(s) for s in args.stages.split(",") if s.strip()]
     except ValueError as err:
         raise ConfigError(f"--stages {args.stages!r}: {err}") from None
+    if not selected:
+        raise ConfigError(f"--stages {args.stages!r} names no stage; use e.g. --stages 01,02 "
+                          f"(stages {','.join(stages.BY_ID)})")
     overrides = _overrides(args)
     prompts = {"shape": args.shape, "appearance": args.appearance, "motion": args.motion}
     exp_root = resolve_exp_root(args.exp_root)
-    run_root = exp_root / args.run
+    run_root = exp_root / check_run_name(args.run)
     conf = load_run_config(run_root, args.preset, overrides, prompts)
     preflight(conf, selected)
     start = time.time()

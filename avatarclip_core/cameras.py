@@ -1,4 +1,4 @@
-"""Pinhole cameras in the OpenGL convention (DESIGN §3): look-at, intrinsics from FoV, rays, projection.
+"""Pinhole cameras in the OpenGL convention (docs/design.md §3): look-at, intrinsics from FoV, rays, projection.
 
 Camera frame: the camera looks along its −z axis, +y is up in the image, +x to the right. A camera is a
 camera-to-world matrix (c2w, 4×4) plus a horizontal field of view in degrees. Pixel (row i, column j)
@@ -167,7 +167,7 @@ class Cameras:
 def orbit_cameras(distance: float, elevations_deg, azimuths_deg, fov_deg: float = 60.0,
                   target=(0.0, 0.0, 0.0)) -> Cameras:
     """Cameras on a ring/grid around `target`, azimuth-major order (index = azimuth_idx·n_elev + elev_idx),
-    the order of AvatarCLIP's 108-view set (reference §1.4)."""
+    the order of AvatarCLIP's 108-view set (docs/method.md §1.4)."""
     az, el = torch.meshgrid(torch.as_tensor(azimuths_deg, dtype=torch.float32),
                             torch.as_tensor(elevations_deg, dtype=torch.float32), indexing="ij")
     eye = eye_from_angles(distance, el.reshape(-1), az.reshape(-1), target)
@@ -175,7 +175,7 @@ def orbit_cameras(distance: float, elevations_deg, azimuths_deg, fov_deg: float 
 
 
 def unit_sphere_near_far(origins: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """NeuS near/far bounds of rays against the unit sphere (reference §2): mid = −(o·d)/(d·d),
+    """NeuS near/far bounds of rays against the unit sphere (docs/method.md §2): mid = −(o·d)/(d·d),
     near = max(0, mid − 1), far = mid + 1. Shapes (..., 3) → (..., 1) each."""
     mid = -(origins * directions).sum(-1, keepdim=True) / (directions * directions).sum(-1, keepdim=True)
     return (mid - 1.0).clamp_min(0.0), mid + 1.0

@@ -40,7 +40,7 @@ class RunParams:
     device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
     seed: integer seed of every random choice.
     clip_model: an open_clip model name ("ViT-B-32"), a local checkpoint path, "tiny" (a random-init tiny CLIP for
-        tests/demos, no download) or "oracle:color" / "oracle:size" / "oracle:pose" (test encoders, DESIGN §4).
+        tests/demos, no download) or "oracle:color" / "oracle:size" / "oracle:pose" (test encoders, docs/design.md §4).
     clip_pretrained: open_clip pretrained tag for a model name ("openai" = the weights AvatarCLIP used).
     clip_cache: folder of downloaded weights ("" = ~/.cache/avatarclip/clip or $AVATARCLIP_CACHE).
     smpl_dir: folder of the licensed SMPL files ("" = $AVATARCLIP_SMPL_DIR or <project>/smpl_models; paths.py).
@@ -256,6 +256,16 @@ def load_config(preset: str = "small", overrides: dict | None = None, prompts: d
             raise ConfigError(f"section {name!r} must be an object {{ … }}, got {values!r}")
         sections[name] = build_params(name, values)
     return Config(tree=tree, preset=str(data.get("preset", preset)), sections=sections)
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name under the run root: not empty, no path separators, not '.' or '..'.
+    Returns it stripped; raises ConfigError naming the value and the fix."""
+    value = str(name).strip()
+    if not value or value in (".", "..") or "/" in value or "\\" in value or value.startswith("~"):
+        raise ConfigError(f"run name {name!r} must be one folder name (letters, digits, '-', '_', '.'; no '/', "
+                          "not '..'), e.g. run_name = \"demo\" / --run demo; use --exp-root to choose where runs go")
+    return value
 
 
 def load_run_config(run_root: str | Path, preset: str = "", overrides: dict | None = None,

@@ -1,4 +1,4 @@
-"""Atomic file writes: every artifact goes to a temporary name in its folder, then `os.replace` (DESIGN §2),
+"""Atomic file writes: every artifact goes to a temporary name in its folder, then `os.replace` (docs/design.md §2),
 so an interrupted run never leaves a half-written file behind."""
 from __future__ import annotations
 

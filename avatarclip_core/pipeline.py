@@ -1,4 +1,4 @@
-"""The six stages of DESIGN §2 as functions `run_<stage>(run, conf) -> manifest`.
+"""The six stages of docs/design.md §2 as functions `run_<stage>(run, conf) -> manifest`.
 
 Each function collects its inputs, then runs its body through `RunDir.stage` (skip when finished, resume when
 interrupted, wipe when inputs changed) and writes only its own folder. Notebooks call these and show results.

@@ -1,4 +1,4 @@
-"""The run folder `exp/<run>/` (DESIGN §2): per-stage folders, manifests, skip/resume/invalidate.
+"""The run folder `exp/<run>/` (docs/design.md §2): per-stage folders, manifests, skip/resume/invalidate.
 
 Each stage has a folder (`01_shape` … `06_video`). `stage(...)` runs a stage body under these rules:
 - a stage whose `manifest.json` records the same inputs hash is finished: it is skipped (no-op);

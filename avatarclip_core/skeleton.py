@@ -1,4 +1,4 @@
-"""The 22-joint body skeleton shared by every body model, motion and export (DESIGN §3).
+"""The 22-joint body skeleton shared by every body model, motion and export (docs/design.md §3).
 
 Convention (SMPL's): a pose is (..., 22, 3) local axis-angle rotations in radians; every joint's rest
 orientation is the identity in the avatar frame (y up, body faces +z, x to the body's left), so the zero

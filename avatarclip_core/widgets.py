@@ -71,13 +71,11 @@ def configure(run_name: str, stage_ids, preset: str = "", clip_model: str = "", 
             it is the more useful message).
         ConfigError: a bad value or an empty prompt a stage of this notebook needs (one line in Jupyter).
     """
-    from .config import ConfigError, load_run_config
+    from .config import check_run_name, load_run_config
     from .paths import exp_root as resolve_exp_root
     from .pipeline import prepare_run
 
-    if not run_name or not str(run_name).strip():
-        raise ConfigError("run_name is empty; give the run a name, e.g. run_name = \"demo\"")
-    root = resolve_exp_root(exp_root) / str(run_name).strip()
+    root = resolve_exp_root(exp_root) / check_run_name(run_name)
     overrides = dict(overrides or {})
     if clip_model:
         overrides["run.clip_model"] = clip_model

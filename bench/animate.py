@@ -1,7 +1,8 @@
 """Stage-6 speed: rig transfer + GLB export of a ~200k-vertex avatar, and a 60-frame 512² video render.
 
 Prints one JSON object: wall times (the targets) and process CPU times (≈ 2 × wall on an idle 2-core machine;
-the wall times suffer when other jobs share the CPU). Targets on the 2-core CI CPU (issue 6): rig + GLB < 30 s, video < 60 s.
+the wall times suffer when other jobs share the CPU). Targets on the 2-core CI CPU (docs/method.md, Avatar
+animation): rig + GLB < 30 s, video < 60 s.
 Avatar: the anny body in the stand pose, subdivided twice (~219k vertices), pushed 1 cm out along its normals
 (loose clothes) with a colour pattern; motion: 60 frames of a walking-like swing at 30 fps.
 

@@ -1,4 +1,4 @@
-"""Benchmark of stages 2–3: `full` vs `fast` preset side by side (issue 4), JSON on stdout.
+"""Benchmark of stages 2–3: `full` vs `fast` preset side by side (docs/method.md, Fast path), JSON on stdout.
 
 Both presets run through the same code (`fit_neus_init`, `texture_step`); only their configuration
 (confs/full.conf, confs/fast.conf, loaded with `load_config`) differs. At reduced scale the run-length and

@@ -1,5 +1,5 @@
-"""Train the open pose and motion priors on CMU mocap (issue 5; replaces VPoser and the motion VAE of
-reference §6 / §6.2). Writes avatarclip_core/assets/{pose_vae.pt, motion_vae.pt, motion_priors.json,
+"""Train the open pose and motion priors on CMU mocap (docs/method.md, Motion priors; replaces VPoser and the
+motion VAE of docs/method.md §6 / §6.2). Writes avatarclip_core/assets/{pose_vae.pt, motion_vae.pt, motion_priors.json,
 MOTION_PRIORS.md}. Deterministic given --seed (and --threads).
 
 Steps: retarget every clip (`mocap_data.load_mocap`, the same retarget and held-out split by clip as the pose
@@ -235,7 +235,7 @@ def main(argv=None) -> None:
     s = stats
     md = f"""# Motion priors (`pose_vae.pt`, `motion_vae.pt`)
 
-Open replacements for AvatarCLIP's VPoser and motion VAE (reference §6, §6.2), trained on CMU mocap by
+Open replacements for AvatarCLIP's VPoser and motion VAE (docs/method.md §6, §6.2), trained on CMU mocap by
 `{record['command'].strip()}` (deterministic given `--seed` and `--threads`; every number below is in
 `motion_priors.json`). Load with `avatarclip_core.motion.priors.load_pose_vae()` / `load_motion_vae()`.
 

@@ -1,4 +1,4 @@
-"""Build avatarclip_core/assets/pose_library.npz from ../shared/data/cmu_mocap (issue 5, reference §6.1).
+"""Build avatarclip_core/assets/pose_library.npz from ../shared/data/cmu_mocap (docs/method.md, Motion priors and §6.1).
 
 Steps: retarget every clip of clips.csv to the 22-joint skeleton at 30 fps (`mocap_data.load_mocap`:
 `bvh_retarget.retarget_bvh` with clips.csv's true fps), hold out a split by clip (`split_clips`), take the training clips' frames
@@ -86,7 +86,7 @@ def main(argv=None) -> None:
     test_ids = [i for i, s in zip(ids, splits) if s == "test"]
     md = f"""# Pose library (`pose_library.npz`)
 
-Distinct body poses for text-driven pose retrieval (stage 4; AvatarCLIP's VPoserCodebook, reference §6.1,
+Distinct body poses for text-driven pose retrieval (stage 4; AvatarCLIP's VPoserCodebook, docs/method.md §6.1,
 adapted to open data). Built by `python scripts/build_pose_library.py` (deterministic given `--seed`).
 
 ## From what

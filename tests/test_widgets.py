@@ -63,6 +63,13 @@ def test_empty_prompt_names_the_field_in_one_line(tmp_path, shown):
     assert not (tmp_path / "r2").exists()  # nothing written before the check
 
 
+def test_run_name_is_one_folder_name(tmp_path, shown):
+    for bad in ("", "  ", "..", "../x", "a/b", "/abs"):
+        with pytest.raises(ConfigError, match="one folder name"):
+            widgets.configure(bad, ["01"], "tiny", "tiny", {}, str(tmp_path), shape="a person")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_upstream_stage_is_said_before_an_empty_prompt(tmp_path, shown):
     from avatarclip_core.rundir import UpstreamMissing
 

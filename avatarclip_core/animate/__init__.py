@@ -1,6 +1,6 @@
 """Stage 6: rig transfer (body model → sculpted avatar), skinned animated glTF export, avatar video.
 
-See `rig_transfer` (reference §5, with surface-point weights, smoothing, unposing), `gltf_export` (avatar.glb),
+See `rig_transfer` (docs/method.md §5, with surface-point weights, smoothing, unposing), `gltf_export` (avatar.glb),
 `gltf_validate` (Khronos validator), `video_render` (avatar.mp4 / .gif) and `pipeline.animate_avatar`.
 """
 from .gltf_export import build_gltf, export_glb, top4_weights

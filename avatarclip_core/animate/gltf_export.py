@@ -1,6 +1,6 @@
 """Skinned, animated glTF 2.0 binary (`avatar.glb`) of a rigged avatar, written with pygltflib.
 
-What AvatarCLIP never shipped (its Avatar2FBX writes a stand-pose FBX with no animation, reference §5; users
+What AvatarCLIP never shipped (its Avatar2FBX writes a stand-pose FBX with no animation, docs/method.md §5; users
 asked for the motion on the avatar and for colours that survive in Blender/Unity): one file that Blender,
 Unity, three.js and the Khronos validator accept, holding
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class VideoParams:
-    """Stage-6 settings (DESIGN §2, stage 6; reference §5 for the rigging, §6.3 for AvatarCLIP's videos).
+    """Stage-6 settings (docs/design.md §2, stage 6; docs/method.md §5 for the rigging, §6.3 for AvatarCLIP's videos).
 
     Video:
         image_size: frame height and width in pixels (512 = the issue's 512²; side-by-side doubles the width).

@@ -1,6 +1,6 @@
 """Rig transfer: skinning weights from the body model to the sculpted avatar mesh, and unposing to the rest pose.
 
-AvatarCLIP's Avatar2FBX (reference §5) copies the weights of the *nearest SMPL vertex* (brute force, no
+AvatarCLIP's Avatar2FBX (docs/method.md §5) copies the weights of the *nearest SMPL vertex* (brute force, no
 smoothing) and unposes by inverse LBS with the stand pose. We do the same with three robustness fixes:
 
 1. weights come from the nearest point on the posed body *surface* (barycentric interpolation of the body's
@@ -323,7 +323,7 @@ def unpose(vertices: torch.Tensor, weights: torch.Tensor, skinning: torch.Tensor
 def rig_avatar(mesh: trimesh.Trimesh, body, shape: torch.Tensor | None = None, pose: torch.Tensor | None = None,
                smooth_iterations: int = 20, smooth_falloff: float = 0.03, target_faces: int = 0,
                keep_largest_component: bool = True, sample_spacing: float = 0.004) -> RiggedAvatar:
-    """Rig a sculpted avatar mesh with the body model's skeleton (reference §5, with the fixes above).
+    """Rig a sculpted avatar mesh with the body model's skeleton (docs/method.md §5, with the fixes above).
 
     Steps: keep the largest connected component → optional quadric decimation → posed body =
     `body.forward(shape, pose)` → weights by closest body surface point + distance-adaptive smoothing →

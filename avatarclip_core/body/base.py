@@ -1,4 +1,4 @@
-"""One interface for every body model (DESIGN §3): shape parameters → rest T-pose mesh, 22-joint
+"""One interface for every body model (docs/design.md §3): shape parameters → rest T-pose mesh, 22-joint
 skeleton, skinning weights; poses applied with our own SMPL-convention LBS (`avatarclip_core.skeleton`).
 
 Frame: avatar frame, metres, y up, body faces +z, x to the body's left. The rest mesh is placed so that
@@ -114,7 +114,7 @@ class BodyModel(ABC):
 def stand_pose() -> torch.Tensor:
     """(22, 3) relaxed standing pose: arms ~65° down from the T-pose, elbows slightly bent.
 
-    Used for the static avatar (NeuS stages), like AvatarCLIP's `stand_pose.npy` (reference §0).
+    Used for the static avatar (NeuS stages), like AvatarCLIP's `stand_pose.npy` (docs/method.md §0).
     """
     pose = torch.zeros(skeleton.NUM_JOINTS, 3)
     down = math.radians(65.0)

@@ -1,4 +1,4 @@
-"""CLIP guidance (DESIGN §4): `load_clip` over open_clip, differentiable preprocessing, AvatarCLIP's prompt
+"""CLIP guidance (docs/design.md §4): `load_clip` over open_clip, differentiable preprocessing, AvatarCLIP's prompt
 templates, CLIP losses; test encoders (tiny CLIP, oracles) live in `avatarclip_core.guidance.testing`.
 
 Every encoder has ``encode_image(images (B,H,W,3) in [0,1], alpha=None) -> (B,D)`` and

@@ -1,7 +1,7 @@
 """CLIP loading (open_clip) and differentiable CLIP image preprocessing in torch.
 
-AvatarCLIP (reference §1.3, §3.7, §6) uses OpenAI CLIP ViT-B/32, frozen, on images resized to 224×224 and
-normalised with the OpenAI mean/std. Here CLIP comes from `open_clip` (DESIGN §4): its ``ViT-B-32`` /
+AvatarCLIP (docs/method.md §1.3, §3.7, §6) uses OpenAI CLIP ViT-B/32, frozen, on images resized to 224×224 and
+normalised with the OpenAI mean/std. Here CLIP comes from `open_clip` (docs/design.md §4): its ``ViT-B-32`` /
 ``openai`` weights are the same network, and any other open_clip architecture/tag works by name.
 
 Nothing here touches the network at import time. `load_clip` checks, before calling open_clip, whether the
@@ -34,7 +34,7 @@ __all__ = [
     "weights_cached",
 ]
 
-#: CLIP image normalisation used by AvatarCLIP (reference §1.3 step 4; open_clip OPENAI_DATASET_MEAN/STD).
+#: CLIP image normalisation used by AvatarCLIP (docs/method.md §1.3 step 4; open_clip OPENAI_DATASET_MEAN/STD).
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Marker key stored in tiny-CLIP checkpoints written by `avatarclip_core.guidance.testing.make_tiny_clip`.
@@ -74,10 +74,10 @@ def clip_preprocess(images: torch.Tensor, image_size: int | Sequence[int] = 224,
     Args:
         images: (B, H, W, 3) float RGB in [0, 1], any device/dtype (channels-last, as the renderers produce).
         image_size: CLIP input size S (int) or (S_h, S_w); 224 for ViT-B-32.
-        mean, std: per-channel normalisation (default: OpenAI CLIP constants, reference §1.3).
+        mean, std: per-channel normalisation (default: OpenAI CLIP constants, docs/method.md §1.3).
     Returns:
         (B, 3, S_h, S_w) tensor, same dtype/device: bilinear resize (align_corners=False, antialias off — as
-        AvatarCLIP's `RandomResizedCrop(224, scale=(1, 1))`, reference §3.7; a non-square image is stretched
+        AvatarCLIP's `RandomResizedCrop(224, scale=(1, 1))`, docs/method.md §3.7; a non-square image is stretched
         to the square, not cropped), then ``(x - mean) / std``. Gradients flow to `images`.
     Raises:
         ValueError: images not (B, H, W, 3) floating point.
@@ -147,7 +147,7 @@ class ClipEncoder(torch.nn.Module):
         Args:
             images: (B, H, W, 3) float in [0, 1], any device (moved to the model's device).
             alpha: (B, H, W) coverage or None; accepted for interface parity with the oracles and ignored
-                (AvatarCLIP feeds CLIP the composited RGB image, reference §3.7).
+                (AvatarCLIP feeds CLIP the composited RGB image, docs/method.md §3.7).
         Returns:
             (B, D) float32 unit vectors on the images' device, differentiable w.r.t. `images`.
         Raises:
@@ -346,7 +346,7 @@ def _unknown_model_error(name: str) -> ValueError:
 def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "openai",
               device: str | torch.device | None = "cpu", cache_dir: str | os.PathLike | None = None,
               fp16: bool = False, arch: str | None = None) -> ClipEncoder:
-    """Load a frozen CLIP as a `ClipEncoder` (DESIGN §4; AvatarCLIP uses ViT-B/32 OpenAI, reference §1.3).
+    """Load a frozen CLIP as a `ClipEncoder` (docs/design.md §4; AvatarCLIP uses ViT-B/32 OpenAI, docs/method.md §1.3).
 
     Args:
         name_or_path: one of

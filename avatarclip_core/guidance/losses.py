@@ -1,4 +1,4 @@
-"""CLIP objectives used by AvatarCLIP (reference §1.3 step 5, §3.8, §6.1).
+"""CLIP objectives used by AvatarCLIP (docs/method.md §1.3 step 5, §3.8, §6.1).
 
 Embeddings may come from any encoder of this package (real CLIP, tiny CLIP, oracles); they need not be
 normalised — every function normalises first, so raw CLIP features (as in the official code's offsets) work too.
@@ -39,7 +39,7 @@ def cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
 
 
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-    """AvatarCLIP's CLIP loss ``mean(1 - cos(E_img, E_text))`` (reference §3.8, §6.1 PoseOptimizer).
+    """AvatarCLIP's CLIP loss ``mean(1 - cos(E_img, E_text))`` (docs/method.md §3.8, §6.1 PoseOptimizer).
 
     Args: as `cosine`. Returns a scalar tensor in [0, 2], differentiable w.r.t. both inputs.
     """
@@ -48,7 +48,7 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
 
 def offset_score(image_embs: torch.Tensor, neutral_image_emb: torch.Tensor, text_emb: torch.Tensor,
                  neutral_text_emb: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """AvatarCLIP coarse-shape score (reference §1.3 step 5):
+    """AvatarCLIP coarse-shape score (docs/method.md §1.3 step 5):
     ``cos(normalize(E_img_i - E_img_neutral), normalize(E_text - E_text_neutral))``.
 
     The official code takes the differences of raw CLIP features; we normalise each embedding first (all our

@@ -1,4 +1,4 @@
-"""AvatarCLIP's prompt templates (reference §1.3, §3.7, §6).
+"""AvatarCLIP's prompt templates (docs/method.md §1.3, §3.7, §6).
 
 * shape (stage 1):        "a 3d rendering of {X} in unreal engine", neutral "a 3d rendering of a person in unreal engine"
 * appearance (stage 3):   body "a 3D rendering of {X} in unreal engine",
@@ -37,7 +37,7 @@ def _clean(description, which: str, example: str) -> str:
 
 
 def shape_prompt(description: str) -> str:
-    """Stage-1 shape prompt: ``"a 3d rendering of {description} in unreal engine"`` (reference §1.3 step 2).
+    """Stage-1 shape prompt: ``"a 3d rendering of {description} in unreal engine"`` (docs/method.md §1.3 step 2).
 
     `description` e.g. "a tall and skinny person"; internal whitespace is collapsed.
     Raises ValueError on a blank/non-string description."""
@@ -46,12 +46,12 @@ def shape_prompt(description: str) -> str:
 
 def shape_prompts(description: str) -> tuple[str, str]:
     """(target, neutral) for AvatarCLIP's offset rule: the shape prompt and
-    ``"a 3d rendering of a person in unreal engine"`` (reference §1.3 steps 2–3). Raises like `shape_prompt`."""
+    ``"a 3d rendering of a person in unreal engine"`` (docs/method.md §1.3 steps 2–3). Raises like `shape_prompt`."""
     return shape_prompt(description), SHAPE_NEUTRAL
 
 
 class AppearancePrompts(dict):
-    """The three texture-stage prompts (reference §3.7) as a dict ``{"body", "face", "back"}`` with attribute
+    """The three texture-stage prompts (docs/method.md §3.7) as a dict ``{"body", "face", "back"}`` with attribute
     access: `body` for ordinary views, `face` for face views, `back` for views from behind (`use_back_prompt`)."""
 
     def __init__(self, body: str, face: str, back: str):
@@ -68,7 +68,7 @@ class AppearancePrompts(dict):
 
 def appearance_prompts(description: str, face_description: str | None = None) -> AppearancePrompts:
     """Stage-3 prompts: "a 3D rendering of {X} in unreal engine", "... of the face of {X} ...",
-    "... of the back of {X} ..." (reference §3.7).
+    "... of the back of {X} ..." (docs/method.md §3.7).
 
     Args:
         description: the appearance, e.g. "a female soldier" (also "Iron Man").
@@ -83,6 +83,6 @@ def appearance_prompts(description: str, face_description: str | None = None) ->
 
 
 def pose_prompt(description: str) -> str:
-    """Stage-4/5 prompt: ``"a rendered 3d man is {description}"`` (reference §6), description a verb phrase
+    """Stage-4/5 prompt: ``"a rendered 3d man is {description}"`` (docs/method.md §6), description a verb phrase
     such as "raising both arms". Raises ValueError on a blank/non-string description."""
     return POSE_TEMPLATE.format(_clean(description, "motion/pose", "raising both arms"))

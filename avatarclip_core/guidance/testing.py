@@ -1,4 +1,4 @@
-"""Encoders for tests and CPU smoke runs without CLIP weights (DESIGN §4).
+"""Encoders for tests and CPU smoke runs without CLIP weights (docs/design.md §4).
 
 * `make_tiny_clip(path)`: a tiny, random-init open_clip CLIP (ViT image tower + transformer text tower, the
   same architecture family as ViT-B-32, real open_clip tokenizer) written to disk and loaded with
@@ -14,7 +14,7 @@ Shared construction of the Size/Pose oracles: the image embedding is ``normalize
 each f is a dimensionless silhouette feature that is 0 for a typical standing adult; the text embedding is
 ``normalize([T·s_1, …, T·s_k, 1])`` with s = +1 / −1 / 0 per feature named by a keyword in the prompt and
 T = `text_gain` (10). A prompt with no keyword embeds to the neutral vector ``(0, …, 0, 1)``. Because T is
-large, ``cos(image, text)`` and AvatarCLIP's offset score (reference §1.3 step 5) both increase monotonically
+large, ``cos(image, text)`` and AvatarCLIP's offset score (docs/method.md §1.3 step 5) both increase monotonically
 as a feature moves in the named direction over the whole range a silhouette in the frame can reach.
 """
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Motion: BVH retargeting, the pose library, stage 4 (text → poses by CLIP retrieval) and stage 5
-(poses → motion by interpolation or the MotionOptimizer, BVH export), the open pose/motion priors. Reference §6; DESIGN §2 (04_poses, 05_motion)."""
+(poses → motion by interpolation or the MotionOptimizer, BVH export), the open pose/motion priors.
+docs/method.md §6; docs/design.md §2 (04_poses, 05_motion)."""
 from .bvh_export import write_bvh
 from .bvh_retarget import DEFAULT_REST_JOINTS, RetargetedClip, bone_direction_error, read_bvh, retarget_bvh
 from .interpolation import MotionParams, anchor_frames, interpolate_motion

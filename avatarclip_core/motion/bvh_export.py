@@ -1,4 +1,4 @@
-"""Write a motion on the 22-joint skeleton as BVH (stage 5's `motion.bvh`, DESIGN §2).
+"""Write a motion on the 22-joint skeleton as BVH (stage 5's `motion.bvh`, docs/design.md §2).
 
 Hierarchy: the 22 joints with SMPL names (`skeleton.JOINT_NAMES`) and parents, OFFSETs from the rest
 (T-pose) joints; root `pelvis` with 6 channels (Xposition Yposition Zposition Zrotation Xrotation Yrotation),

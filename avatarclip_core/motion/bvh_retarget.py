@@ -1,6 +1,6 @@
-"""Retarget BVH motion capture onto the 22-joint skeleton (DESIGN §3) by bone directions in world space.
+"""Retarget BVH motion capture onto the 22-joint skeleton (docs/design.md §3) by bone directions in world space.
 
-Method (issue 5, "Motion priors from CMU mocap"): the BVH file is parsed with `bvhio`; world joint positions
+Method (docs/method.md, Motion priors): the BVH file is parsed with `bvhio`; world joint positions
 come from the BVH forward kinematics (`bvh_world_positions`, checked against bvhio's own hierarchy in the
 tests); each of our 22 joints is mapped to a BVH joint, an end site or a point between two BVH joints
 (`SKELETON_MAPS`); positions are resampled to 30 fps and converted to the avatar frame (metres, y up, the

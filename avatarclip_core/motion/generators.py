@@ -1,4 +1,4 @@
-"""Text-driven pose and motion generators of AvatarCLIP's AvatarAnimate (reference §6.1, §6.2) on our open
+"""Text-driven pose and motion generators of AvatarCLIP's AvatarAnimate (docs/method.md §6.1, §6.2) on our open
 priors, and the dispatchers `generate_poses` / `generate_motion` selected by `PoseParams.generator` /
 `MotionParams.generator` (reference `pose_generator.type` / `motion_generator.type`).
 
@@ -14,7 +14,7 @@ retrieval (`PoseParams.azimuths_deg`, …); the reference's per-step N(0, 0.3²)
 
 Motion ("interpolate" | "optimize"):
 * "interpolate" — `interpolate_motion` (slerp through the candidates).
-* "optimize" — `MotionOptimizer` (reference §6.2 "ours") on the motion VAE's 256-d latent.
+* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's 256-d latent.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _generator(generator):
 
 def optimize_poses(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """PoseOptimizer (reference §6.1): direct optimisation of the body-joint rotations.
+    """PoseOptimizer (docs/method.md §6.1): direct optimisation of the body-joint rotations.
 
     Args:
         encoder: CLIP-like encoder; text: the pose description X of "a rendered 3d man is X".
@@ -108,7 +108,7 @@ def optimize_poses(encoder, text: str, body, params: PoseParams | None = None, p
 def optimize_pose_latents(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
                           generator: torch.Generator | None = None, vae: PoseVAE | None = None
                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """VPoserOptimizer (reference §6.1): optimise z ∈ R^32 ~ N(0, I) of the pose VAE through its decoder.
+    """VPoserOptimizer (docs/method.md §6.1): optimise z ∈ R^32 ~ N(0, I) of the pose VAE through its decoder.
 
     Same arguments and returns as `optimize_poses`; `vae` defaults to `load_pose_vae()` (on the CPU).
     Raises FileNotFoundError when the pose VAE weights are missing.
@@ -145,7 +145,7 @@ def generate_poses(encoder, text: str, body, params: PoseParams | None = None, c
 
 # ----------------------------------------------------------------------------------------------- motion
 class MotionOptimizer:
-    """The MotionOptimizer of reference §6.2 ("ours") on the motion VAE's latent z ∈ R^256.
+    """The MotionOptimizer of docs/method.md §6.2 ("ours") on the motion VAE's latent z ∈ R^256.
 
     Per Adam step (lr `params.lr`), with the decoded motion (T = 60, 21 body joints):
       * reconstruction: Σ_k c_k · min_t MSE6D(frame t, candidate k) — MSE over the 21 joints × 6 of the 6D

@@ -1,4 +1,4 @@
-"""Stage 5, first version: a smooth motion through the ranked pose candidates (reference §6.2
+"""Stage 5, first version: a smooth motion through the ranked pose candidates (docs/method.md §6.2
 MotionInterpolation, adapted): candidates are placed at evenly spaced anchor frames (0, 14, 29, 44, 59 for
 K = 5 and 60 frames, as the reference) and every joint's rotation is interpolated between consecutive
 anchors by quaternion slerp (optionally eased in/out). Works for any K' ≥ 1 (K' = 1 gives a static motion),
@@ -19,11 +19,11 @@ MOTION_GENERATORS = ("interpolate", "optimize")
 
 @dataclass
 class MotionParams:
-    """Settings of stage 5, poses → motion (reference §6.2 / §7.2 `motion_generator`).
+    """Settings of stage 5, poses → motion (docs/method.md §6.2 / §7.2 `motion_generator`).
 
     Attributes:
         generator: "interpolate" (default; slerp through the ranked candidates, `interpolate_motion`) or
-            "optimize" (the MotionOptimizer of reference §6.2 on the motion VAE's latent,
+            "optimize" (the MotionOptimizer of docs/method.md §6.2 on the motion VAE's latent,
             `generators.MotionOptimizer`; needs a CLIP encoder, the prompt and the body when clip_coef > 0,
             and num_frames = 60, the prior's window).
         num_frames: frames T of the motion (reference num_frame = 60).

@@ -1,5 +1,5 @@
 """The CMU mocap training data of the motion priors and the pose library: every clip retargeted to the
-22-joint skeleton at 30 fps, with the held-out split by clip (issue 5).
+22-joint skeleton at 30 fps, with the held-out split by clip (docs/method.md, Motion priors).
 
 Shared by `scripts/build_pose_library.py` and `scripts/build_motion_priors.py` so that both use the same
 retarget and the same split (`split_clips` with the same seed and test fraction).

@@ -1,6 +1,6 @@
 """The pose library (codebook) of distinct poses from CMU mocap, shipped in `avatarclip_core/assets`.
 
-AvatarCLIP's VPoserCodebook (reference §6.1) retrieves from a codebook of AMASS poses whose construction is
+AvatarCLIP's VPoserCodebook (docs/method.md §6.1) retrieves from a codebook of AMASS poses whose construction is
 not in its repository; ours is built by `scripts/build_pose_library.py` from ../shared/data/cmu_mocap
 (retargeted with `bvh_retarget`, heading normalised so that the body faces +z, farthest-point selection
 under the mean |Δθ| distance). See avatarclip_core/assets/POSE_LIBRARY.md for settings and counts.
@@ -25,7 +25,7 @@ LIBRARY_PATH = Path(__file__).resolve().parent.parent / "assets" / "pose_library
 def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean absolute axis-angle difference (radians) over all 22×3 components: (..., 22, 3) → (...).
 
-    The distance of AvatarCLIP's duplicate suppression (reference §6.1: mean |Δ axis-angle| > 0.07 rad).
+    The distance of AvatarCLIP's duplicate suppression (docs/method.md §6.1: mean |Δ axis-angle| > 0.07 rad).
     Broadcasts like `a - b`.
     """
     return (a - b).abs().mean(dim=(-1, -2))

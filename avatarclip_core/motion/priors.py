@@ -1,5 +1,5 @@
-"""Open pose and motion priors trained on CMU mocap (issue 5), replacing AvatarCLIP's gated VPoser and motion
-VAE (reference §6, §6.2).
+"""Open pose and motion priors trained on CMU mocap (docs/method.md, Motion priors), replacing AvatarCLIP's
+gated VPoser and motion VAE (docs/method.md §6, §6.2).
 
 * `PoseVAE` — VPoser-like MLP VAE over single body poses: the 21 body joints' rotations (joints 1…21, SMPL
   order; the global orientation is excluded) in the 6D representation (first two columns of the rotation
@@ -111,7 +111,7 @@ class _RotationVAE(nn.Module):
 
 
 class PoseVAE(_RotationVAE):
-    """VPoser-like VAE over single body poses (reference §6: VPoser v2, 32-d latent, 512 hidden).
+    """VPoser-like VAE over single body poses (docs/method.md §6: VPoser v2, 32-d latent, 512 hidden).
 
     Input: the 21 body joints' rotations (SMPL joints 1…21) in 6D (126 numbers); the global orientation is
     not modelled. Encoder and decoder are MLPs (Linear–LeakyReLU ×2, `hidden` units).
@@ -150,7 +150,7 @@ def sinusoidal_encoding(length: int, dim: int, device=None, dtype=torch.float32)
 
 
 class MotionVAE(_RotationVAE):
-    """ACTOR-like transformer VAE over T-frame windows of body poses (reference §6.2 motion VAE, smaller).
+    """ACTOR-like transformer VAE over T-frame windows of body poses (docs/method.md §6.2 motion VAE, smaller).
 
     Encoder: Linear(21·6 → width) per frame; learnable μ and σ query tokens prepended; sinusoidal PE;
     `num_layers` TransformerEncoder layers (`num_heads` heads, FF `ff_dim`, GELU); the two query outputs →

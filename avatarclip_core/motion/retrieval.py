@@ -1,6 +1,6 @@
 """Stage 4, first version: text → ranked body poses by CLIP retrieval from the pose library.
 
-AvatarCLIP's VPoserCodebook (reference §6.1), adapted to open data: every library pose is rendered on the
+AvatarCLIP's VPoserCodebook (docs/method.md §6.1), adapted to open data: every library pose is rendered on the
 body model (anny, default shape) from 5 cameras around the front (azimuths −60…60°, our azimuth 0 = front;
 the reference's NR azimuths 120…240), Lambert-shaded grey-skin colour on black; the CLIP image embeddings
 are averaged over the views and normalised (computed once per encoder / library / render settings and
@@ -30,7 +30,7 @@ _RENDER_VERSION = 1  # bump when the rendering of library poses changes (invalid
 
 @dataclass
 class PoseParams:
-    """Settings of stage 4, text → poses (reference §6.1 / §7.2 `pose_generator`).
+    """Settings of stage 4, text → poses (docs/method.md §6.1 / §7.2 `pose_generator`).
 
     Attributes:
         generator: which pose generator (reference `pose_generator.type`):
@@ -236,7 +236,7 @@ def library_embeddings(encoder, body, library: PoseLibrary, params: PoseParams, 
 
 
 def suppress_duplicates(poses: torch.Tensor, order: torch.Tensor, threshold: float, top_k: int) -> torch.Tensor:
-    """Greedy duplicate suppression (reference §6.1): walk `order` (indices into `poses`, best first) and
+    """Greedy duplicate suppression (docs/method.md §6.1): walk `order` (indices into `poses`, best first) and
     keep an index only if its mean |Δθ| to every kept pose is > `threshold`; stop after `top_k`.
 
     Args: poses (N, 22, 3); order (M,) int64. Returns (K',) int64 kept indices in walking order, K' ≤ top_k.
@@ -274,7 +274,7 @@ def text_embedding(encoder, text: str) -> torch.Tensor:
 def retrieve_poses(encoder, text: str, body, params: PoseParams | None = None, cache_dir=None,
                    progress: bool = True, library: PoseLibrary | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Text → ranked distinct poses from the pose library (stage 4, reference §6.1 VPoserCodebook adapted).
+    """Text → ranked distinct poses from the pose library (stage 4, docs/method.md §6.1 VPoserCodebook adapted).
 
     Args:
         encoder: CLIP-like encoder (`encode_image(images, alpha)`, `encode_text(texts)`, `.name`).

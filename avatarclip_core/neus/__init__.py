@@ -1,4 +1,4 @@
-"""Stages 2–3 of AvatarCLIP (reference §2–§4): NeuS fields and volume renderer, NeuS init on the coarse
+"""Stages 2–3 of AvatarCLIP (docs/method.md §2–§4): NeuS fields and volume renderer, NeuS init on the coarse
 body, CLIP sculpting + texturing, marching-cubes export with vertex colours."""
 from .fields import ColorNetwork, NeusModel, SDFNetwork, VarianceNetwork, positional_encoding
 from .init import (body_sdf_bank, body_view_cameras, body_views, fit_body_sdf, fit_neus_init, load_neus,

@@ -1,4 +1,4 @@
-"""Background augmentation of the texture stage (reference §3.5): one of four backgrounds per step,
+"""Background augmentation of the texture stage (docs/method.md §3.5): one of four backgrounds per step,
 uniformly: 0 white, 1 grey Gaussian noise N(0.5, 0.2²) clamped to [0, 1], 2 blurred 0.2/0.8 checkerboard
 (square side H // randint(10..19), Gaussian blur kernel 5×9, σ ~ U(0.1, 2.0)), 3 none (black).
 Composited into colour head 2 only."""

@@ -1,7 +1,7 @@
-"""NeuS fields (reference §2.1, §3.1): SDF network, colour network with an optional texture head,
+"""NeuS fields (docs/method.md §2.1, §3.1): SDF network, colour network with an optional texture head,
 variance network, and `NeusModel` bundling them.
 
-All fields take points in the avatar frame (metres, DESIGN §3) inside the unit sphere. The networks follow
+All fields take points in the avatar frame (metres, docs/design.md §3) inside the unit sphere. The networks follow
 NeuS / IDR exactly (positional encoding L = 6, geometric init to a sphere of radius 0.5, weight norm,
 softplus β = 100, skip connection) as configured by AvatarCLIP.
 """
@@ -23,7 +23,7 @@ def positional_encoding(x: torch.Tensor, multires: int) -> torch.Tensor:
     Args:
         x: (N, 3) float points. multires: L (0 → identity).
     Returns:
-        (N, 3 + 6L) float; 39 dims for L = 6 (reference §2.1).
+        (N, 3 + 6L) float; 39 dims for L = 6 (docs/method.md §2.1).
     """
     if multires == 0:
         return x
@@ -39,7 +39,7 @@ def _maybe_wn(lin: nn.Linear, on: bool) -> nn.Module:
 
 
 class SDFNetwork(nn.Module):
-    """IDR/NeuS SDF MLP f(x) → (sdf, feature) (reference §2.1).
+    """IDR/NeuS SDF MLP f(x) → (sdf, feature) (docs/method.md §2.1).
 
     Layers dims = [3 + 6L] + [d_hidden]·n_layers + [1 + d_hidden]; layers listed in `skip_in` take
     concat(x, encoded input)/√2. Softplus β = 100 between layers, weight norm on every linear.
@@ -168,7 +168,7 @@ def fit_sphere(sdf: SDFNetwork, radius: float = 0.5, steps: int = 100, seed: int
 
 
 class ColorNetwork(nn.Module):
-    """NeuS rendering network, mode `no_view_dir` (reference §2.1, §3.1).
+    """NeuS rendering network, mode `no_view_dir` (docs/method.md §2.1, §3.1).
 
     Input concat(x (3), raw ∇f (3), feature (d_feature)) → `n_layers` ReLU layers of `d_hidden` → 3,
     sigmoid. With `extra_head` a second weight-normed linear head (d_hidden → 3, sigmoid) branches from the
@@ -255,7 +255,7 @@ class NeusModel(nn.Module):
         return model.to(device)
 
     def with_texture_head(self, generator: torch.Generator | None = None) -> "NeusModel":
-        """Copy of this model with a freshly, randomly initialised colour head 2 (reference §3.1).
+        """Copy of this model with a freshly, randomly initialised colour head 2 (docs/method.md §3.1).
 
         SDF, variance, colour trunk and head 1 are copied exactly; head 2 gets PyTorch's default Linear
         init (Kaiming-uniform weights, uniform bias), drawn from `generator` for reproducibility.

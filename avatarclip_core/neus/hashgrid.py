@@ -1,5 +1,5 @@
 """Multiresolution hash-grid encoding in pure torch (Müller et al., "Instant Neural Graphics Primitives",
-SIGGRAPH 2022, §3) — the `fast` preset's input encoding of the SDF network (issue 4, "fast path").
+SIGGRAPH 2022, §3) — the `fast` preset's input encoding of the SDF network (docs/method.md, Fast path).
 
 L levels with resolutions N_l = floor(N_min · b^l), b = exp((ln N_max − ln N_min)/(L − 1)); each level holds
 a table of T feature vectors of F floats (init uniform ±1e-4). A point's feature at a level is the trilinear

@@ -1,9 +1,9 @@
-"""Stage 2 — NeuS initialisation on the coarse body (reference §1.4, §2.3).
+"""Stage 2 — NeuS initialisation on the coarse body (docs/method.md §1.4, §2.3).
 
 The SDF/colour fields are fitted to grey renders of the stand-posed body (white albedo, ambient 0.5 +
 Lambert light from +y, black background — `render_mesh`'s default) from AvatarCLIP's 108-view camera set:
 18 azimuths × 6 elevations (−60 … 40°), distance 2.2 m, FoV 60°, azimuth-major order so that view 58 is
-the front view 20° above (reference §1.4; our azimuth 0 = front, theirs 180 — the set is the same).
+the front view 20° above (docs/method.md §1.4; our azimuth 0 = front, theirs 180 — the set is the same).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .schedule import lr_factor, set_lr
 
 
 def render_body(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, size: int):
-    """Ground-truth grey renders and silhouettes of the body (reference §1.4, §3.2).
+    """Ground-truth grey renders and silhouettes of the body (docs/method.md §1.4, §3.2).
 
     Args: vertices (V, 3) avatar frame; faces (F, 3) long; cameras (B); size: image side in px.
     Returns: rgb (B, size, size, 3) in [0, 1] (white albedo, colour·(0.5 + 0.5·max(0, n·ŷ)), black bg),
@@ -64,7 +64,7 @@ def _save_png(path, img: torch.Tensor) -> None:
 
 def body_sdf_bank(vertices: torch.Tensor, faces: torch.Tensor, n: int, near_std: float = 0.03, seed: int = 0,
                   n_surface: int | None = None, k: int = 8) -> dict:
-    """Fixed bank of SDF supervision samples of a closed body mesh (issue 4 fast path, init_mode "sdf").
+    """Fixed bank of SDF supervision samples of a closed body mesh (docs/method.md, Fast path; init_mode "sdf").
 
     Three equal parts of n // 3 points (the last takes the remainder): `surface` points on the mesh (SDF 0,
     with their face normal), `near` points = surface points + N(0, σ²) offsets (half with σ = near_std, half
@@ -116,7 +116,7 @@ def body_sdf_bank(vertices: torch.Tensor, faces: torch.Tensor, n: int, near_std:
 
 def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int = 0, progress: bool = True,
                  on_progress=None) -> float:
-    """SDF regression phase of init_mode "sdf" (issue 4 fast path): `params.sdf_steps` Adam steps on the SDF
+    """SDF regression phase of init_mode "sdf" (docs/method.md, Fast path): `params.sdf_steps` Adam steps on the SDF
     network only, each on `params.sdf_batch` points drawn equally from the bank's surface / near / uniform
     parts (`body_sdf_bank`). Loss = L1(f, sdf) + igr_weight·eikonal (|∇f| − 1)² (all points)
     + sdf_normal_weight·(1 − cos(∇f, n)) (surface points) — IGR/SIREN-style direct SDF supervision (Gropp et
@@ -155,7 +155,7 @@ def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int
 
 def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, params: NeusInitParams,
                   out_dir, seed: int = 0, progress: bool = True, body=None, on_progress=None) -> NeusModel:
-    """Fit NeuS (head 1 only) to multi-view renders of the body (reference §2.3).
+    """Fit NeuS (head 1 only) to multi-view renders of the body (docs/method.md §2.3).
 
     Each step: one view from a random permutation of the N views, `batch_size` uniformly random pixels
     (background included); loss = L1 colour Σ|c − gt|·mask / (#mask + 1e-5) + igr_weight·eikonal
@@ -166,7 +166,7 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
     init_mode "sdf").
     Previews `out_dir/validations/{step:06d}.png` (prediction above GT, view 0) every `val_every` steps.
 
-    `params.init_mode == "sdf"` (issue 4 fast path) first runs `fit_body_sdf` on a `body_sdf_bank` of the
+    `params.init_mode == "sdf"` (docs/method.md, Fast path) first runs `fit_body_sdf` on a `body_sdf_bank` of the
     body mesh (`sdf_steps` steps, checkpointed once finished with sdf_step = sdf_steps so a resume never
     repeats it), sets the variance to `sdf_variance_init` if given, then runs the `iterations`
     volume-rendering steps above on colour head 1 and the variance only when `sdf_freeze_geometry` (default:

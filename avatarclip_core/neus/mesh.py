@@ -1,4 +1,4 @@
-"""Mesh export of a NeuS avatar (reference §4): marching cubes on −SDF over the cube [−1.01, 1.01]³ with
+"""Mesh export of a NeuS avatar (docs/method.md §4): marching cubes on −SDF over the cube [−1.01, 1.01]³ with
 PyMCubes, vertex colours by the 6-direction least-occlusion rule, binary PLY with RGBA, and the head
 close-up render (`render_geometry_cast_light`)."""
 from __future__ import annotations
@@ -39,7 +39,7 @@ def sdf_grid(model: NeusModel, resolution: int = 256, chunk: int = 64, bound: fl
 
 
 def vertex_colors(model: NeusModel, vertices: torch.Tensor, head: str = "texture", chunk: int = 512) -> torch.Tensor:
-    """Per-vertex colours by AvatarCLIP's least-occlusion rule (reference §4).
+    """Per-vertex colours by AvatarCLIP's least-occlusion rule (docs/method.md §4).
 
     For each vertex, rays are cast from the six points (±2, 0, 0), (0, ±2, 0), (0, 0, ±2) towards it and
     volume-rendered (head 2 for "texture", head 1 for "base"; black background); the colour of the
@@ -66,7 +66,7 @@ def vertex_colors(model: NeusModel, vertices: torch.Tensor, head: str = "texture
 def extract_mesh(model: NeusModel, resolution: int = 256, head: str = "texture", threshold: float = 0.0,
                  chunk: int = 64, color_chunk: int = 512, largest_component: bool = False,
                  with_colors: bool = True) -> trimesh.Trimesh:
-    """Marching-cubes mesh of the avatar with vertex colours (reference §4).
+    """Marching-cubes mesh of the avatar with vertex colours (docs/method.md §4).
 
     Field = −SDF on a resolution³ grid over [−1.01, 1.01]³ (512 in the reference's final export, 256 during
     training), PyMCubes at `threshold`; vertices mapped back by v/(res − 1)·2.02 − 1.01 (avatar frame,
@@ -107,7 +107,7 @@ def save_ply(mesh: trimesh.Trimesh, path) -> None:
 
 def render_head_closeup(model: NeusModel, head_height: float, face_z: float, size: int = 512, seed: int = 0,
                         chunk: int = 512, fov_deg: float = 60.0) -> torch.Tensor:
-    """Head close-up (reference §4 `render_geometry_cast_light`): camera at (0, head_height, face_z + 0.5)
+    """Head close-up (docs/method.md §4 `render_geometry_cast_light`): camera at (0, head_height, face_z + 0.5)
     looking at (0, head_height, face_z), head-2 colour × Lambert shading with zero ambient and a light
     jittered ±45° about the view direction, black background. Returns (size, size, 3) float in [0, 1]."""
     dev = next(model.parameters()).device

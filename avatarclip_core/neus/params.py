@@ -1,8 +1,8 @@
 """Parameter dataclasses of stages 2 (NeuS init) and 3 (CLIP sculpting + texturing).
 
-Defaults are AvatarCLIP's `examples_small` preset (reference §7.1: SDF 3×128 skip [3], d_out 129; colour
+Defaults are AvatarCLIP's `examples_small` preset (docs/method.md §7.1: SDF 3×128 skip [3], d_out 129; colour
 1×128; 7,000 rays, 30,000 iterations) and, for the init stage, the coarse-shape base model
-`base_models/astrongman.conf` (reference §2.3). Every field is a plain int/float/bool/str/list so presets
+`base_models/astrongman.conf` (docs/method.md §2.3). Every field is a plain int/float/bool/str/list so presets
 can be written in HOCON; `validate()` raises ValueError naming the field, the bad value and the fix.
 """
 from __future__ import annotations
@@ -38,9 +38,9 @@ def _from_dict(cls, d: dict):
 
 @dataclass
 class NeusInitParams(_DictIO):
-    """Network sizes, volume-renderer settings and stage-2 training settings (reference §2).
+    """Network sizes, volume-renderer settings and stage-2 training settings (docs/method.md §2).
 
-    Network (reference §2.1; small preset defaults, full preset in brackets):
+    Network (docs/method.md §2.1; small preset defaults, full preset in brackets):
         multires: positional-encoding frequencies L of xyz (6 → 39 input dims).
         sdf_hidden: SDF hidden width (128 [256]). sdf_layers: SDF hidden layers (3 [4]).
         skip_in: layer indices that re-inject the encoded input (concat, /√2) ([3] [[4]]).
@@ -53,23 +53,23 @@ class NeusInitParams(_DictIO):
             zero level set is a sphere of radius 0.5 ± 0.02 (IDR init alone: ± 0.05–0.1); 0 = pure IDR init.
         color_hidden: colour MLP width (128 [256]). color_layers: colour hidden layers (1 [2]).
         variance_init: initial v of the variance net, inv_s = exp(10·v) (0.3 → 20.1).
-    Encoding (issue 4 fast path): encoding "frequency" (the reference's PE, `multires`; default) or
+    Encoding (docs/method.md, Fast path): encoding "frequency" (the reference's PE, `multires`; default) or
         "hashgrid" (SDF input = [xyz, Instant-NGP multiresolution hash-grid features], `hashgrid.py`;
         multires is then unused): hash_levels L (16), hash_features F per level (2), hash_log2_size
         log2 of the per-level table size (15), hash_base_resolution (16), hash_max_resolution (1024)
         cells per axis over [−1, 1]³.
-    Renderer (reference §2.2):
+    Renderer (docs/method.md §2.2):
         n_samples: uniform samples per ray (32). n_importance: importance samples (32).
         up_sample_steps: hierarchical steps (4; fixed inv_s 64·2^i). perturb: stratified jitter (1.0 on).
-    Training (reference §2.3, `base_models/astrongman.conf`):
+    Training (docs/method.md §2.3, `base_models/astrongman.conf`):
         iterations: steps to run (300000). end_iter: schedule length (300000). warm_up_end: 5000.
         learning_rate: Adam lr (5e-4). learning_rate_alpha: final lr fraction (0.05).
         batch_size: random pixels per step (5120). igr_weight: eikonal weight (0.1).
         mask_weight: silhouette BCE weight (0.5). save_every: checkpoint cadence in steps (10000).
         val_every: preview cadence (250). chunk: rays per chunk for inference renders (512).
-    Views (reference §1.4): image_size (256), view_distance (2.2 m), fov_deg (60°),
+    Views (docs/method.md §1.4): image_size (256), view_distance (2.2 m), fov_deg (60°),
         view_elevations_deg ([-60 … 40]), view_azimuth_step_deg (20 → 18 azimuths, 108 views).
-    Init mode (issue 4 fast path; `init.fit_neus_init`):
+    Init mode (docs/method.md, Fast path; `init.fit_neus_init`):
         init_mode: "render" (default, the reference: volume rendering only) or "sdf" (the known body mesh is
             the target, so first regress the SDF net directly to its signed distance for `sdf_steps`, then run
             `iterations` volume-rendering steps with the reference loss to fit colour head 1 and inv_s; needs
@@ -220,7 +220,7 @@ class NeusInitParams(_DictIO):
 
 @dataclass
 class TextureParams(_DictIO):
-    """Stage-3 settings (reference §3; `examples_small/example.conf` defaults).
+    """Stage-3 settings (docs/method.md §3; `examples_small/example.conf` defaults).
 
     Schedule (§3.9): iterations 30000 (hard stop; the reference breaks at 30010 but the small config never
         reaches it), end_iter 30000 (cosine length), warm_up_end 500, learning_rate 5e-4,
@@ -233,7 +233,7 @@ class TextureParams(_DictIO):
     Cameras (§3.3): fov_deg 60, body_distance_min/max 1/2 m, polar_std_deg 60 (π/3), at_std 0.1 m,
         at_clip 0.3 m, face_distance 0.4 m, face_polar_std_deg 15 (π/12); head_height / face_z: the
         face look-at point (0, head_height, face_z) in the avatar frame — None = derived from the body
-        (reference frame: 0.7 and 0.3; our avatar frame differs, DESIGN §3).
+        (reference frame: 0.7 and 0.3; our avatar frame differs, docs/design.md §3).
     Shading (§3.6): light_jitter_deg 45, ambient_max 0.2. Validation camera: val_distance 2.0,
         val_elevation_deg 20 (reference camera 58 = front, slightly above). chunk: rays per inference chunk.
     encoding: the SDF input encoding this stage expects of its stage-2 model ("frequency" | "hashgrid"; the

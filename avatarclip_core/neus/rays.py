@@ -1,4 +1,4 @@
-"""Silhouette-limited ray selection of the texture stage (reference §3.4)."""
+"""Silhouette-limited ray selection of the texture stage (docs/method.md §3.4)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""NeuS volume renderer (reference §2.2), as configured by AvatarCLIP.
+"""NeuS volume renderer (docs/method.md §2.2), as configured by AvatarCLIP.
 
 Per ray: `n_samples` (32) uniform samples in the unit-sphere [near, far] with one random shift per ray,
 then `n_importance` (32) samples over `up_sample_steps` (4) hierarchical steps, each drawn
@@ -56,7 +56,7 @@ def _up_sample(rays_o, rays_d, z, sdf, n, inv_s):
 
 def sample_z(model: NeusModel, rays_o: torch.Tensor, rays_d: torch.Tensor, near: torch.Tensor, far: torch.Tensor,
              perturb: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Sample positions along rays (no gradient): 32 uniform + 4×8 hierarchical (reference §2.2).
+    """Sample positions along rays (no gradient): 32 uniform + 4×8 hierarchical (docs/method.md §2.2).
 
     Args: rays_o, rays_d (R, 3) (unit directions); near, far (R, 1); perturb > 0 shifts every ray's uniform
         samples by one (U − 0.5)·2/n_samples drawn from `generator` (CPU generator; values moved to device).
@@ -85,7 +85,7 @@ def sample_z(model: NeusModel, rays_o: torch.Tensor, rays_d: torch.Tensor, near:
 def render_rays(model: NeusModel, rays_o: torch.Tensor, rays_d: torch.Tensor, perturb: float | None = None,
                 generator: torch.Generator | None = None, background: torch.Tensor | None = None,
                 create_graph: bool = True, cos_anneal_ratio: float = 1.0) -> dict:
-    """Volume-render rays through the NeuS fields (reference §2.2, §3.1, §3.6).
+    """Volume-render rays through the NeuS fields (docs/method.md §2.2, §3.1, §3.6).
 
     Args:
         model: NeusModel (head 2 rendered too when it has one).

@@ -1,5 +1,5 @@
-"""Texture-stage camera sampler (reference §3.3) and the jittered light of §3.6, in the avatar frame
-(DESIGN §3: y up, the body faces +z — the same axes as AvatarCLIP's world frame).
+"""Texture-stage camera sampler (docs/method.md §3.3) and the jittered light of §3.6, in the avatar frame
+(docs/design.md §3: y up, the body faces +z — the same axes as AvatarCLIP's world frame).
 
 Body camera: distance d ~ U(1, 2) m; polar angle θ ~ N(0, π/3) measured from +z (the front), not clipped;
 azimuth φ ~ U(0, 2π) about the z axis; eye = at + d·(sin θ cos φ, sin θ sin φ, cos θ) with the look-at

@@ -1,4 +1,4 @@
-"""Learning-rate schedule of NeuS / AvatarCLIP (reference §2.3, §3.9): linear warm-up, then cosine decay."""
+"""Learning-rate schedule of NeuS / AvatarCLIP (docs/method.md §2.3, §3.9): linear warm-up, then cosine decay."""
 from __future__ import annotations
 
 import math

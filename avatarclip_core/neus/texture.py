@@ -1,4 +1,4 @@
-"""Stage 3 — CLIP-guided shape sculpting and texturing (AvatarCLIP `train_clip`, reference §3).
+"""Stage 3 — CLIP-guided shape sculpting and texturing (AvatarCLIP `train_clip`, docs/method.md §3).
 
 Per step: sample a camera (§3.3: body camera, or a head close-up every 4th step), render the body's grey
 ground truth and silhouette with `render_mesh` (§3.2), cast rays only inside the dilated silhouette (§3.4),
@@ -31,7 +31,7 @@ from .schedule import lr_factor, set_lr
 
 
 def lambert_shading(normals: torch.Tensor, light_dir: torch.Tensor, ambient) -> torch.Tensor:
-    """AvatarCLIP's random shading (reference §3.6): s = a + (1 − a)·clamp(n̂·l, 0, 1), NaN → 1.
+    """AvatarCLIP's random shading (docs/method.md §3.6): s = a + (1 − a)·clamp(n̂·l, 0, 1), NaN → 1.
 
     normals (N, 3) (normalised here), light_dir (3,), ambient scalar → (N, 1)."""
     n = F.normalize(normals, dim=-1)
@@ -73,7 +73,7 @@ def render_validation(model: NeusModel, camera: Cameras, size: int, chunk: int =
 def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: torch.Tensor, encoder,
                   prompts: dict, params: TextureParams, out_dir, seed: int = 0, progress: bool = True,
                   on_progress: Callable | None = None, head_joint: torch.Tensor | None = None) -> NeusModel:
-    """Sculpt and texture a NeuS init model with CLIP (reference §3).
+    """Sculpt and texture a NeuS init model with CLIP (docs/method.md §3).
 
     Args:
         model: stage-2 NeusModel (its SDF, variance, colour trunk and head 1 are the starting point; a

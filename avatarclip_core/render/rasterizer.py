@@ -1,7 +1,7 @@
 """Pure-torch triangle rasteriser: projection, hard z-buffer, perspective-correct re-evaluation with autograd,
 and soft (anti-aliased) silhouette coverage from screen-space contour edges.
 
-Method (DESIGN §1 render/, §6):
+Method (docs/design.md §1 render/, §6):
 1. Project vertices with the OpenGL pinhole of `cameras.Cameras` (pixel centres at +0.5, v down).
 2. Hard pass, no autograd: cull faces behind the near plane or degenerate on screen, enumerate candidate
    (face, pixel) pairs from each face's pixel bounding box (vectorised, chunked to bound memory), test

@@ -1,6 +1,6 @@
 """`render_mesh`: differentiable mesh rendering (RGB, soft alpha, depth, normals, face index) in pure torch.
 
-Replaces AvatarCLIP's CUDA-only neural_renderer (reference "neural_renderer (NR) conventions"): both windings
+Replaces AvatarCLIP's CUDA-only neural_renderer (docs/method.md §0, neural_renderer conventions): both windings
 are rendered (fill_back), back faces get their normal flipped towards the camera, default lighting is
 colour·(0.5 + 0.5·max(0, n·(0, 1, 0))) with flat (face) normals, and — unlike NR — cameras are standard OpenGL
 look-at cameras (`avatarclip_core.cameras`), so no left-right flip is needed. See `rasterizer` for the method.

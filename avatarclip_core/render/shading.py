@@ -1,6 +1,6 @@
 """Normals, Lambert + ambient shading and background compositing (AvatarCLIP's neural_renderer defaults:
 colour·(ambient + (1 − ambient)·max(0, n·l)), ambient 0.5, one white directional light from +y;
-reference "neural_renderer (NR) conventions")."""
+docs/method.md §0, neural_renderer conventions)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
-"""Stage 1: text → body shape parameters (AvatarCLIP ShapeGen, reference §1.3, over the body model's shape space)."""
+"""Stage 1: text → body shape parameters (AvatarCLIP ShapeGen, docs/method.md §1.3, over the body model's
+shape space)."""
 from .search import ShapeParams, ShapeResult, search_shape
 
 __all__ = ["ShapeParams", "ShapeResult", "search_shape"]

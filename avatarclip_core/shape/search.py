@@ -1,10 +1,10 @@
-"""Coarse shape by CLIP retrieval over the body model's shape space (AvatarCLIP §3.1 / reference §1.3).
+"""Coarse shape by CLIP retrieval over the body model's shape space (AvatarCLIP §3.1 / docs/method.md §1.3).
 
 AvatarCLIP decodes a codebook of shape-VAE latents and picks the entry whose CLIP image-embedding offset from the
 neutral body best aligns with the text-embedding offset from the neutral prompt:
     score_i = cos(normalize(E_img(body_i) − E_img(neutral)), normalize(E_txt(prompt) − E_txt(neutral prompt))).
 We keep that rule but draw the candidates from the body model's own plausible shape range (Anny phenotypes or
-SMPL betas), rendered in the rest T-pose from a front view 30° off-axis at 2 m (reference §1.3 step 4).
+SMPL betas), rendered in the rest T-pose from a front view 30° off-axis at 2 m (docs/method.md §1.3 step 4).
 """
 from __future__ import annotations
 
