@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ..paths import node_prefixes
 
 _SCRIPT = r"""
 const validator = require(process.argv[1]);
@@ -25,10 +25,14 @@ validator.validateBytes(data, {maxIssues: 200, format: 'glb'})
 
 
 def validator_dir(prefix: str | os.PathLike | None = None) -> Path:
-    """Folder of the installed `gltf-validator` package: `prefix`/node_modules/gltf-validator, with prefix from
-    the argument, else $GLTF_VALIDATOR_PREFIX, else the repository root."""
-    prefix = Path(prefix or os.environ.get("GLTF_VALIDATOR_PREFIX") or REPO_ROOT)
-    return prefix / "node_modules" / "gltf-validator"
+    """Folder of the `gltf-validator` package: `prefix`/node_modules/gltf-validator, with prefix from the argument,
+    else $GLTF_VALIDATOR_PREFIX, else the first of `paths.node_prefixes()` that has it (else the first of those:
+    where `ensure_validator` installs it)."""
+    given = prefix or os.environ.get("GLTF_VALIDATOR_PREFIX")
+    if given:
+        return Path(given) / "node_modules" / "gltf-validator"
+    candidates = [p / "node_modules" / "gltf-validator" for p in node_prefixes()]
+    return next((c for c in candidates if (c / "index.js").exists()), candidates[0])
 
 
 def ensure_validator(prefix: str | os.PathLike | None = None, timeout: float = 300.0) -> Path:

@@ -59,10 +59,11 @@ class ClipWeightsMissing(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """Folder where CLIP weights are downloaded/looked up: ``$AVATARCLIP_CACHE/clip`` if the variable is set
-    (it names avatarclip's cache root), else ``~/.cache/avatarclip/clip``. Absolute Path (not created here)."""
-    env = os.environ.get("AVATARCLIP_CACHE")
-    return (Path(env).expanduser().resolve() if env else Path("~/.cache/avatarclip").expanduser()) / "clip"
+    """Folder where CLIP weights are downloaded/looked up: `paths.cache_root()` / "clip" (``$AVATARCLIP_CACHE/clip``
+    if the variable is set, else ``~/.cache/avatarclip/clip``). Absolute Path (not created here)."""
+    from ..paths import cache_root
+
+    return cache_root() / "clip"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import skeleton
 from ..cameras import orbit_cameras
+from ..paths import cache_root
 from .pose_library import PoseLibrary, load_pose_library, pose_distance
 
 POSE_GENERATORS = ("library", "optimize", "latent")
@@ -187,19 +187,13 @@ def _encoder_fingerprint(encoder) -> str:
         hashlib.sha256((e * 1e4).round().numpy().tobytes()).hexdigest()[:12]
 
 
-def default_cache_dir() -> Path:
-    """Cache root: env AVATARCLIP_CACHE, else ~/.cache/avatarclip (embeddings go to <root>/pose_embeddings)."""
-    env = os.environ.get("AVATARCLIP_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/avatarclip").expanduser()
-
-
 def library_embeddings(encoder, body, library: PoseLibrary, params: PoseParams, cache_dir=None,
                        progress: bool = True, shape: torch.Tensor | None = None) -> torch.Tensor:
     """(N, D) unit CLIP image embeddings of the (limited) library, averaged over the views; cached on disk.
 
     The cache file is <cache_dir>/pose_embeddings/<sha>.pt keyed by the encoder (name + a text-embedding
     hash), the library fingerprint and size, the body model and shape, and the render settings; written
-    atomically at first use. `cache_dir=None` → `default_cache_dir()`; `cache_dir=False` disables caching.
+    atomically at first use. `cache_dir=None` → `paths.cache_root()`; `cache_dir=False` disables caching.
     """
     from ..io import atomic_save_torch
 
@@ -213,7 +207,7 @@ def library_embeddings(encoder, body, library: PoseLibrary, params: PoseParams, 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = None
     if cache_dir is not False:
-        path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "pose_embeddings" / f"{digest}.pt"
+        path = Path(cache_dir if cache_dir is not None else cache_root()) / "pose_embeddings" / f"{digest}.pt"
         if path.exists():
             blob = torch.load(path, map_location="cpu")
             if blob.get("key") == key:
