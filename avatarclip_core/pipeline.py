@@ -15,7 +15,7 @@ import torch
 from . import skeleton, stages
 from .body import get_body_model, stand_pose
 from .config import Config, ConfigError
-from .io import atomic_save_npz, atomic_write, atomic_write_json
+from .io import atomic_save_npz, atomic_write_json
 from .rundir import RunDir
 from .video import write_mp4, write_png
 
@@ -92,16 +92,18 @@ def stand_mesh(conf: Config, run: RunDir):
 
 
 def save_mesh_ply(path, vertices, faces, colors=None) -> Path:
-    """Binary PLY through trimesh, atomically; colors (V, 3|4) uint8 or float [0, 1]."""
+    """Binary PLY of vertices (V, 3), faces (F, 3) and optional colors (V, 3|4) uint8 or float [0, 1], written
+    atomically by `neus.save_ply`."""
     import trimesh
 
+    from .neus.mesh import save_ply
     from .video import to_uint8
 
     mesh = trimesh.Trimesh(np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices),
                            np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces), process=False)
     if colors is not None:
         mesh.visual.vertex_colors = to_uint8(colors)
-    return atomic_write(path, lambda p: mesh.export(p, file_type="ply"))
+    return save_ply(mesh, path)
 
 
 # ----------------------------------------------------------------------------------------------- stage 1

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..cameras import Cameras, orbit_cameras
-from ..io import atomic_save_torch, atomic_write
+from ..io import atomic_save_torch
+from ..video import write_png
 from .fields import NeusModel
 from .params import NeusInitParams
 from .renderer import render_rays, render_views
@@ -53,13 +54,6 @@ def body_views(vertices: torch.Tensor, faces: torch.Tensor, params: NeusInitPara
         images.append(rgb)
         masks.append(m)
     return torch.cat(images), torch.cat(masks), cams
-
-
-def _save_png(path, img: torch.Tensor) -> None:
-    import imageio.v3 as iio
-
-    arr = (img.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    atomic_write(path, lambda p: iio.imwrite(p, arr, extension=".png"))
 
 
 def body_sdf_bank(vertices: torch.Tensor, faces: torch.Tensor, n: int, near_std: float = 0.03, seed: int = 0,
@@ -273,7 +267,7 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
             with torch.no_grad():
                 pred = render_views(model, cameras[0], H, W, chunk=params.chunk)["rgb"][0]
             image = torch.cat([pred, images[0]], 0)
-            _save_png(out_dir / "validations" / f"{step:06d}.png", image)
+            write_png(out_dir / "validations" / f"{step:06d}.png", image)
             if on_progress is not None:
                 on_progress(step, losses or {"loss": float(loss.detach())}, image)
         elif losses is not None:

@@ -4,6 +4,7 @@ close-up render (`render_geometry_cast_light`)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import mcubes
 import numpy as np
@@ -100,9 +101,10 @@ def extract_mesh(model: NeusModel, resolution: int = 256, head: str = "texture",
     return mesh
 
 
-def save_ply(mesh: trimesh.Trimesh, path) -> None:
-    """Write `mesh` as a binary PLY (per-vertex RGBA uint8 when present) atomically."""
-    atomic_write(path, lambda p: mesh.export(p, file_type="ply", encoding="binary"))
+def save_ply(mesh: trimesh.Trimesh, path) -> Path:
+    """Write `mesh` as a binary PLY (per-vertex RGBA uint8 when present) atomically; returns the path. The one PLY
+    writer of the package (`pipeline.save_mesh_ply` builds the mesh from arrays and calls it)."""
+    return atomic_write(path, lambda p: mesh.export(p, file_type="ply", encoding="binary"))
 
 
 def render_head_closeup(model: NeusModel, head_height: float, face_z: float, size: int = 512, seed: int = 0,

@@ -9,7 +9,6 @@ with Adam, warm-up + cosine LR, validation PNGs and checkpoints at the §3.9 cad
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,8 @@ from ..cameras import Cameras, eye_from_angles, look_at
 from ..io import atomic_save_torch
 from .background import make_background, sample_background_mode
 from .fields import NeusModel
-from .init import _save_png, render_body
+from ..video import write_png
+from .init import render_body
 from .params import TextureParams
 from .rays import select_rays
 from .renderer import render_rays, render_rays_chunked
@@ -148,7 +148,7 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
     S = p.image_size
     if step == 0:  # the starting point of the progress video: head 2 at its random init
         with torch.no_grad():
-            _save_png(out_dir / "progress" / f"{step:06d}.png", render_validation(tex.eval(), val_cam, S, p.chunk))
+            write_png(out_dir / "progress" / f"{step:06d}.png", render_validation(tex.eval(), val_cam, S, p.chunk))
     tex.train()
     bar = tqdm(total=p.iterations, initial=step, disable=not progress, desc="CLIP texturing")
     while step < p.iterations:
@@ -162,7 +162,7 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
         if step % p.val_every == 0:
             with torch.no_grad():
                 image = render_validation(tex, val_cam, S, p.chunk)
-            _save_png(out_dir / "progress" / f"{step:06d}.png", image)
+            write_png(out_dir / "progress" / f"{step:06d}.png", image)
             if on_progress is not None:
                 on_progress(step, losses, image)
         if step % p.save_every == 0 or step == p.iterations:
