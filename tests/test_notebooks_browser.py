@@ -40,13 +40,36 @@ def _screenshot(driver, name, folder):
     driver.save_screenshot(str(folder / name))
 
 
-def _cell_editor(driver, marker):
+def _cell_editor(driver, marker, timeout: float = 20.0):
+    """The editor of the cell whose text contains `marker` (retried while JupyterLab re-renders cells)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    for editor in driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content"):
-        if marker in editor.text:
-            return editor
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            for editor in driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content"):
+                if marker in editor.text:
+                    return editor
+        except StaleElementReferenceException:
+            pass
+        time.sleep(0.5)
     raise AssertionError(f"no cell containing {marker!r}")
+
+
+def _watch_live_preview(driver, steps, shot_taken, shots) -> bool:
+    """Record each new step the stage-3 live preview shows; screenshot it at its third picture."""
+    from selenium.webdriver.common.by import By
+
+    for el in driver.find_elements(By.CSS_SELECTOR, ".avatarclip-live[data-stage='03_texture']"):
+        step = el.get_attribute("data-step")
+        if step and (not steps or steps[-1] != step):
+            steps.append(step)
+            if len(steps) == 3 and not shot_taken:
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+                _screenshot(driver, "2_stage3_live_preview.png", shots)
+                shot_taken = True
+    return shot_taken
 
 
 def _run_all(driver):
@@ -66,6 +89,7 @@ def _non_background_fraction(png: bytes, background=(242, 242, 242), tol: int = 
 
 def test_quickstart_in_jupyterlab_run_all(tmp_path):
     require_browser()
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -82,12 +106,20 @@ def test_quickstart_in_jupyterlab_run_all(tmp_path):
             deadline = time.time() + 120
             while time.time() < deadline and len(driver.find_elements(By.CSS_SELECTOR, ".jp-Cell .cm-content")) < 6:
                 time.sleep(0.5)
+            while time.time() < deadline and not driver.find_elements(  # the kernel has started
+                    By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"):
+                time.sleep(0.5)
             time.sleep(2)
             # The user fills the settings cell: select its text, type the new settings.
-            editor = _cell_editor(driver, "@title Settings")
-            editor.click()
-            editor.send_keys(Keys.CONTROL, "a")
-            editor.send_keys(settings_text())
+            for attempt in range(3):  # JupyterLab may re-render the cell while the page settles
+                try:
+                    editor = _cell_editor(driver, "@title Settings")
+                    editor.click()
+                    editor.send_keys(Keys.CONTROL, "a")
+                    editor.send_keys(settings_text())
+                    break
+                except StaleElementReferenceException:
+                    time.sleep(1)
             time.sleep(0.5)
             assert 'preset = "tiny"  # @param' in _cell_editor(driver, "run_name").text
             _screenshot(driver, "1_settings_filled.png", shots)
@@ -95,20 +127,15 @@ def test_quickstart_in_jupyterlab_run_all(tmp_path):
 
             steps, live_shot, t0 = [], False, time.time()
             while time.time() - t0 < 1200:
-                for el in driver.find_elements(By.CSS_SELECTOR, ".avatarclip-live[data-stage='03_texture']"):
-                    step = el.get_attribute("data-step")
-                    if step and (not steps or steps[-1] != step):
-                        steps.append(step)
-                        if len(steps) == 3 and not live_shot:
-                            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
-                            _screenshot(driver, "2_stage3_live_preview.png", shots)
-                            live_shot = True
-                if driver.find_elements(By.CSS_SELECTOR, "iframe.avatarclip-viewer"):
-                    break
-                errors = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type="
-                                                               "'application/vnd.jupyter.stderr'] pre")
-                tracebacks = [e.text for e in errors if "Error" in e.text and "Traceback" in e.text or
-                              e.text.startswith("ConfigError")]
+                try:
+                    live_shot = _watch_live_preview(driver, steps, live_shot, shots)
+                    if driver.find_elements(By.CSS_SELECTOR, "iframe.avatarclip-viewer"):
+                        break
+                    errors = [e.text for e in driver.find_elements(
+                        By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] pre")]
+                except StaleElementReferenceException:  # an output was redrawn while we read it
+                    continue
+                tracebacks = [t for t in errors if "Error" in t and "Traceback" in t or t.startswith("ConfigError")]
                 assert not tracebacks, tracebacks[0][-2000:]
                 time.sleep(1.0)
             assert driver.find_elements(By.CSS_SELECTOR, "iframe.avatarclip-viewer"), \
