@@ -23,8 +23,11 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Test encoders (CLIP=tiny, tiny:<path>, oracle:…) need AVATARCLIP_TEST_ENCODERS=1 (docs/design.md §4).
+TEST_ENV = $(if $(filter tiny tiny:% oracle:%,$(CLIP)),AVATARCLIP_TEST_ENCODERS=1)
+
 demo: install
-	$(BIN)/avatarclip run --run $(RUN) --preset $(PRESET) $(if $(CLIP),--clip $(CLIP)) \
+	$(TEST_ENV) $(BIN)/avatarclip run --run $(RUN) --preset $(PRESET) $(if $(CLIP),--clip $(CLIP)) \
 	  --shape "$(SHAPE)" --appearance "$(APPEARANCE)" --motion "$(MOTION)"
 
 test: install node_modules/.installed

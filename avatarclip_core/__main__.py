@@ -15,8 +15,15 @@ import time
 from pathlib import Path
 
 from . import stages
+from .config import ConfigError
+from .guidance.encoder import ClipWeightsMissing  # torch-free module (guidance/encoder.py)
+from .rundir import UpstreamMissing
 
-USER_ERRORS = ("ConfigError", "FileNotFoundError", "UpstreamMissing", "ClipWeightsMissing")
+#: Errors whose message already names the value and the fix: printed as one line, exit status 2.
+USER_ERROR_CLASSES: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, UpstreamMissing,
+                                                       ClipWeightsMissing)
+#: The same errors as papermill reports them from a notebook kernel (`PapermillExecutionError.ename`).
+USER_ERROR_NAMES = frozenset(c.__name__ for c in USER_ERROR_CLASSES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run", default="demo", help="run name: outputs go to <exp-root>/<run>/")
     r.add_argument("--exp-root", default="", help="folder holding runs (default $AVATARCLIP_EXP, else ./exp of "
                                                   "the project folder)")
-    r.add_argument("--clip", default="", help="CLIP model: open_clip name, checkpoint path, 'tiny' or 'oracle:…'")
+    r.add_argument("--clip", default="", help="CLIP model: open_clip name or checkpoint path (with "
+                                              "AVATARCLIP_TEST_ENCODERS=1 also 'tiny' or 'oracle:…')")
     r.add_argument("--body", default="", help="body model: anny (default) or smpl")
     r.add_argument("--smpl-dir", default="", help="folder of the SMPL files (default $AVATARCLIP_SMPL_DIR, else "
                                                   "./smpl_models of the project folder)")
     r.add_argument("--device", default="", help="auto | cpu | cuda")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a configuration value, e.g. --set texture.iterations=200 (repeatable)")
+                   help="override a configuration value, e.g. --set texture.schedule.iterations=200 (repeatable)")
     r.add_argument("--stages", default=",".join(stages.BY_ID), help="comma-separated stage numbers to run")
     r.add_argument("--no-notebooks", action="store_true",
                    help="call the stage functions directly instead of executing the notebooks")
@@ -76,7 +84,7 @@ def preflight(conf, selected: list[stages.Stage]) -> None:
 
 
 def cmd_run(args) -> int:
-    from .config import ConfigError, check_run_name, load_run_config
+    from .config import check_run_name, load_run_config
     from .paths import exp_root as resolve_exp_root
 
     try:
@@ -98,7 +106,7 @@ def cmd_run(args) -> int:
     run = pipeline.prepare_run(run_root, conf)  # every notebook below starts from these settings (run.conf)
     if args.no_notebooks:
         for s in selected:
-            pipeline.STAGE_FUNCTIONS[s.folder](run, conf)
+            s.run_function()(run, conf)
     else:
         import papermill as pm
 
@@ -120,7 +128,7 @@ def cmd_run(args) -> int:
                                     parameters=params, cwd=str(run_root), progress_bar=False, log_output=True,
                                     kernel_name="python3")
             except pm.PapermillExecutionError as err:
-                if err.ename in USER_ERRORS:
+                if err.ename in USER_ERROR_NAMES:
                     print(f"error: {err.evalue}", file=sys.stderr)
                     return 2
                 print(f"error: notebook {s.notebook} failed: {err.ename}: {err.evalue}\n"
@@ -153,11 +161,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return cmd_run(args) if args.command == "run" else cmd_notebooks(args)
-    except Exception as err:
-        if type(err).__name__ in USER_ERRORS:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
+    except USER_ERROR_CLASSES as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

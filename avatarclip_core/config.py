@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
 
+from . import stages
+from .params import ConfigError, Params, build, param
 from .paths import shipped_dir
 
 CONF_DIR = shipped_dir("confs")
@@ -24,58 +24,50 @@ PRESETS = ("tiny", "small", "full", "fast")
 DEFAULT_PRESET = "small"
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or out of range (the message says how to fix it)."""
-
-    def _render_traceback_(self):
-        # IPython/Jupyter show this instead of a traceback: the message already names the value and the fix.
-        return [f"\x1b[31mConfigError\x1b[0m: {self}"]
-
-
 @dataclass
-class RunParams:
+class RunParams(Params):
     """Run-wide settings.
 
     body: "anny" (open, default) or "smpl" (needs the licensed files in smpl_models/).
     device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
     seed: integer seed of every random choice.
-    clip_model: an open_clip model name ("ViT-B-32"), a local checkpoint path, "tiny" (a random-init tiny CLIP for
-        tests/demos, no download) or "oracle:color" / "oracle:size" / "oracle:pose" (test encoders, docs/design.md §4).
+    clip_model: an open_clip model name ("ViT-B-32") or a local checkpoint path; for tests and demos only, with the
+        environment variable AVATARCLIP_TEST_ENCODERS=1, also the test encoders "tiny" (a random-init tiny CLIP, no
+        download), "tiny:<path>" or "oracle:color" / "oracle:size" / "oracle:pose" (docs/design.md §4;
+        `guidance.load_encoder`).
     clip_pretrained: open_clip pretrained tag for a model name ("openai" = the weights AvatarCLIP used).
     clip_cache: folder of downloaded weights ("" = ~/.cache/avatarclip/clip or $AVATARCLIP_CACHE).
     smpl_dir: folder of the licensed SMPL files ("" = $AVATARCLIP_SMPL_DIR or <project>/smpl_models; paths.py).
     """
 
-    body: str = "anny"
+    body: str = param("anny", choices=("anny", "smpl"), fix="'anny' is open; 'smpl' needs the licensed files")
     device: str = "auto"
-    seed: int = 0
+    seed: int = param(0, ge=0)
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "openai"
     clip_cache: str = ""
     smpl_dir: str = ""
 
-    def validate(self):
-        if self.body not in ("anny", "smpl"):
-            raise ConfigError(f"run.body = {self.body!r} is not a body model; use 'anny' (default) or 'smpl'")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"run.device = {self.device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        if self.seed < 0:
-            raise ConfigError(f"run.seed = {self.seed} must be ≥ 0")
-        if not self.clip_model.strip():
-            raise ConfigError("run.clip_model is empty; use 'ViT-B-32', a checkpoint path or 'tiny'")
+    def relations(self):
+        from .guidance.encoder import encoder_name_problem  # torch-free: config errors stay fast
+
+        yield (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
+               "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        yield (bool(self.clip_model.strip()), "clip_model",
+               "use 'ViT-B-32', a checkpoint path or (tests/demos, with AVATARCLIP_TEST_ENCODERS=1) 'tiny'")
+        problem = encoder_name_problem(self.clip_model, key="run.clip_model") if self.clip_model.strip() else None
+        if problem:
+            raise ConfigError(problem)
 
 
 @dataclass
-class PromptParams:
+class PromptParams(Params):
     """The three prompts: body shape ("a tall and skinny person"), appearance ("a female soldier"), motion
     ("arguing"). Stages check only the prompts they use."""
 
     shape: str = ""
     appearance: str = ""
     motion: str = ""
-
-    def validate(self):
-        pass
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
@@ -91,72 +83,26 @@ _PROMPT_EXAMPLES = {"shape": "a tall and skinny person", "appearance": "a female
 _PROMPT_LABELS = {"shape": "body-shape", "appearance": "appearance", "motion": "motion"}
 
 
-# Section name → "module:Class" of its parameter dataclass (imported lazily: stages own their parameters).
-SECTIONS: dict[str, str] = {
-    "run": "avatarclip_core.config:RunParams",
-    "prompts": "avatarclip_core.config:PromptParams",
-    "shape": "avatarclip_core.shape.search:ShapeParams",
-    "neus_init": "avatarclip_core.neus:NeusInitParams",
-    "texture": "avatarclip_core.neus:TextureParams",
-    "poses": "avatarclip_core.motion:PoseParams",
-    "motion": "avatarclip_core.motion:MotionParams",
-    "video": "avatarclip_core.animate:VideoParams",
-}
+# Section name → "module:Class" of its parameter dataclass: the run-wide ones here, one per stage from the stage
+# table (imported lazily: stages own their parameters).
+SECTIONS: dict[str, str] = {"run": "avatarclip_core.config:RunParams", "prompts": "avatarclip_core.config:PromptParams",
+                            **{s.section: s.params for s in stages.STAGES}}
 
 
 def _dataclass_for(section: str):
-    module, name = SECTIONS[section].split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _coerce(section: str, key: str, value, annotation):
-    """Check/convert one value to the field's type; raise ConfigError naming the key otherwise."""
-    origin = typing.get_origin(annotation)
-    where = f"{section}.{key}"
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} = {value!r} must be true or false")
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where} = {value!r} must be an integer")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} = {value!r} must be a number")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} = {value!r} must be a string (quote it)")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} = {value!r} must be a list, e.g. [1, 2, 3]")
-        (inner,) = set(typing.get_args(annotation)) - {Ellipsis} or {float}
-        out = [_coerce(section, f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    return value
+    return stages._resolve(SECTIONS[section])
 
 
 def build_params(section: str, values: dict):
-    """Instantiate a section's dataclass from a plain dict, checking keys and types, then `validate()`."""
+    """Instantiate a section's dataclass from a plain dict, checking keys, types and ranges (`params.build`)."""
     cls = _dataclass_for(section)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"unknown key {section}.{key} (value {value!r}); valid keys of '{section}': "
-                              f"{', '.join(sorted(fields))}")
-        kwargs[key] = _coerce(section, key, value, hints[key])
-    params = cls(**kwargs)
     try:
-        params.validate()
+        params = build(cls, values, section)
+        if not isinstance(params, Params):
+            params.validate()
     except ConfigError:
         raise
-    except ValueError as err:  # stage dataclasses raise ValueError; re-raise with the section named
+    except ValueError as err:  # sections not yet declared with `param` raise ValueError; name the section
         raise ConfigError(f"[{section}] {err}") from None
     return params
 
@@ -200,10 +146,10 @@ class Config:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """'texture.iterations=200' → ('texture.iterations', 200); the value is parsed as HOCON (numbers, booleans,
+    """'texture.schedule.iterations=200' → ('texture.schedule.iterations', 200); the value is parsed as HOCON (numbers, booleans,
     lists, quoted or bare strings). Raises ConfigError on text without '='."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. texture.iterations=200")
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. texture.schedule.iterations=200")
     key, value = text.split("=", 1)
     value = value.strip() or '""'
     parsed = ConfigFactory.parse_string(f"v = {value}")["v"]

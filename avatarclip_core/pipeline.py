@@ -21,32 +21,23 @@ from .video import write_mp4, write_png
 
 
 # ----------------------------------------------------------------------------------------------- shared pieces
-def resolve_device(device: str) -> torch.device:
-    """'auto' → CUDA when available, else CPU; anything else as given (raises ConfigError if CUDA is absent)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"run.device = {device!r} but no CUDA GPU is visible; use run.device = auto or cpu")
-    return torch.device(device)
+from .device import resolve_device  # the one copy (device.py); the stages below call it as before
 
 
 @lru_cache(maxsize=4)
 def _load_encoder(model: str, pretrained: str, cache: str, device: str):
-    from .guidance import load_clip
-    from .guidance import testing
+    from .guidance.encoder import encoder_name_problem
+    from .guidance.factory import load_encoder as make_encoder
 
-    if model.startswith("oracle:"):
-        oracles = {"color": testing.ColorOracle, "size": testing.SizeOracle, "pose": testing.PoseOracle}
-        kind = model.split(":", 1)[1]
-        if kind not in oracles:
-            raise ConfigError(f"run.clip_model = {model!r}: unknown oracle; use one of "
-                              f"{', '.join('oracle:' + k for k in oracles)}")
-        return oracles[kind]().to(device)
-    return load_clip(model, pretrained=pretrained, device=device, cache_dir=cache or None)
+    problem = encoder_name_problem(model, key="run.clip_model")  # also checked by RunParams.validate
+    if problem:
+        raise ConfigError(problem)
+    return make_encoder(model, pretrained=pretrained, cache_dir=cache or None, device=device)
 
 
 def load_encoder(conf: Config):
-    """The CLIP (or test) encoder named by `run.clip_model`, on the run's device (cached per process)."""
+    """The encoder named by `run.clip_model` — an `Encoder` (guidance/encoder.py), via `guidance.load_encoder` — on
+    the run's device (cached per process)."""
     r = conf.run
     return _load_encoder(r.clip_model, r.clip_pretrained, r.clip_cache, str(resolve_device(r.device)))
 
@@ -60,13 +51,14 @@ def body_of(conf: Config):
 
 def stage_inputs(stage: str, conf: Config) -> dict:
     """The inputs dict of `stage` (a folder name such as "03_texture"): what its result depends on — its config
-    section, body, seed, the prompts it reads and, when it uses it, the CLIP model (the stage table in
+    section, body, seed, the prompts it reads and, when it uses it, the CLIP model and its `clip_sections` (the stage table in
     `stages.py`). RunDir hashes it to skip/resume/invalidate. Raises ConfigError on an empty prompt it needs."""
     spec = stages.get(stage)
     out = {spec.section: conf.section_hash(spec.section), "body": conf.run.body, "seed": conf.run.seed,
            "prompts": {p: conf.prompts.require(p) for p in spec.prompts}}
     if spec.uses_clip(conf):
         out["clip"] = [conf.run.clip_model, conf.run.clip_pretrained]
+        out.update({section: conf.section_hash(section) for section in spec.clip_sections})
     return out
 
 
@@ -154,7 +146,7 @@ def run_neus_init(run: RunDir, conf: Config, progress: bool = True, on_progress=
             for i, img in enumerate(images):
                 write_png(views / f"{i:04d}.png", img)
             atomic_write_json(views / "cameras.json", {
-                "fov_deg": cams.fov_deg, "image_size": params.image_size, "convention": "OpenGL c2w, metres",
+                "fov_deg": cams.fov_deg, "image_size": params.views.image_size, "convention": "OpenGL c2w, metres",
                 "frames": [{"file": f"{i:04d}.png", "c2w": cams.c2w[i].cpu().tolist()} for i in range(len(cams))]})
         model = neus.fit_neus_init(images, masks, cams, params, folder, seed=conf.run.seed, progress=progress,
                                    body=(verts.to(device), faces.to(device)), on_progress=on_progress)
@@ -213,14 +205,14 @@ def chamfer_to_body(model, vertices, faces, resolution: int = 128, samples: int 
 def neus_render(model, cam, params):
     from . import neus
 
-    return neus.render_views(model, cam, params.image_size, params.image_size, chunk=params.chunk)
+    return neus.render_views(model, cam, params.views.image_size, params.views.image_size, chunk=params.chunk)
 
 
 # ----------------------------------------------------------------------------------------------- stage 3
 def run_texture(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
     """Stage 3: CLIP sculpting and texturing → `03_texture/ckpt_XXXXXX.pt`, `progress/XXXXXX.png`,
     `progress.mp4`, `avatar.ply` (vertex colours). `on_progress(step, losses, image)` is called every
-    `texture.val_every` steps (see `train_texture`)."""
+    `texture.schedule.val_every` steps (see `train_texture`)."""
     from . import neus
     from .guidance import prompts
 
@@ -293,7 +285,7 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=Non
         poses, root = motion.generate_motion(
             load_candidates(run), params, encoder=load_encoder(conf) if params.generator == "optimize" else None,
             text=conf.prompts.motion, body=body, progress=progress,
-            generator=torch.Generator().manual_seed(conf.run.seed))
+            generator=torch.Generator().manual_seed(conf.run.seed), pose_params=conf.params("poses"))
         atomic_save_npz(folder / "motion.npz", poses=poses.numpy().astype(np.float32),
                         root_translation=root.numpy().astype(np.float32), fps=np.float32(params.fps),
                         joint_names=np.array(skeleton.JOINT_NAMES))
@@ -343,11 +335,6 @@ def run_video(run: RunDir, conf: Config, progress: bool = True, on_progress=None
         return figures
 
     return run.stage("06_video", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
-
-
-# Stage folder → its function (every one takes (run, conf, progress=True, on_progress=None); only the training
-# stages call on_progress).
-STAGE_FUNCTIONS = {s.folder: globals()[s.function] for s in stages.STAGES}
 
 
 def prepare_run(root: str | Path, conf: Config) -> RunDir:

@@ -2,7 +2,8 @@
 
 The run folder (`rundir`), the stage functions (`pipeline`), the CLI (`__main__`), the notebook helpers
 (`widgets`) and the notebook generator (`scripts/make_notebooks.py`) all read this table. Adding a stage means one
-row here, its `run_<stage>` function in `pipeline.py` and a regenerated notebook (docs/stages.md).
+row here (naming its parameter class and its `run_<stage>` function), its own module and a regenerated notebook
+(docs/stages.md).
 Pure data: importing it imports nothing heavy.
 """
 from __future__ import annotations
@@ -17,8 +18,9 @@ class Stage:
     id: "01" … "06", the number users type (`--stages 03`).
     folder: its folder under exp/<run>/ ("03_texture").
     notebook: notebook file stem ("03_clip_texturing").
-    function: name of its `run_<stage>(run, conf, progress, on_progress)` in `avatarclip_core.pipeline`.
-    section: its configuration section (confs/*.conf).
+    function: "module:name" of its `run_<stage>(run, conf, progress, on_progress) -> figures` function.
+    section: its configuration section (confs/*.conf); params: "module:Class" of that section's parameter
+        dataclass (a `params.Params`), which `config` builds the section with.
     prompts: the prompts it reads ("shape", "appearance", "motion").
     clip: whether it uses the CLIP encoder: True, False, or "optimize" = only when `<section>.generator` is
         "optimize".
@@ -26,6 +28,8 @@ class Stage:
     live: it trains and reports validation images and losses as it goes (`on_progress`).
     shows: its results as notebooks show them: file names or globs inside its folder (PNG, MP4, GLB).
     title, about: heading and one-paragraph description (notebooks, docs).
+    clip_sections: other configuration sections it reads when it uses CLIP (stage 5's optimiser renders poses
+        with the `poses` cameras); their hashes join its inputs.
     """
 
     id: str
@@ -33,6 +37,7 @@ class Stage:
     notebook: str
     function: str
     section: str
+    params: str
     prompts: tuple[str, ...]
     clip: bool | str
     upstream: tuple[str, ...]
@@ -40,6 +45,15 @@ class Stage:
     shows: tuple[str, ...]
     title: str
     about: str
+    clip_sections: tuple[str, ...] = ()
+
+    def run_function(self):
+        """The stage function (imported on first use: this table stays free of heavy imports)."""
+        return _resolve(self.function)
+
+    def params_class(self):
+        """The parameter dataclass of this stage's configuration section."""
+        return _resolve(self.params)
 
     def uses_clip(self, conf) -> bool:
         """Whether this stage needs the CLIP encoder under `conf` (a `config.Config`)."""
@@ -48,30 +62,38 @@ class Stage:
         return bool(self.clip)
 
 
+def _resolve(path: str):
+    import importlib
+
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_P = "avatarclip_core.pipeline:"
 STAGES: tuple[Stage, ...] = (
-    Stage("01", "01_shape", "01_coarse_shape", "run_coarse_shape", "shape", ("shape",), True, (), False,
+    Stage("01", "01_shape", "01_coarse_shape", _P + "run_coarse_shape", "shape", "avatarclip_core.shape.search:ShapeParams", ("shape",), True, (), False,
           ("preview.png",), "Stage 1 — coarse body shape",
           "Renders candidate bodies from the body model's shape space, embeds them with CLIP and picks the one whose "
           "embedding offset from the neutral body best matches the prompt's offset from a neutral prompt "
           "(AvatarCLIP §3.1). Writes `01_shape/shape.json`, `body.ply` and `preview.png` (neutral | chosen)."),
-    Stage("02", "02_neus_init", "02_neus_init", "run_neus_init", "neus_init", (), False, ("01_shape",), True,
+    Stage("02", "02_neus_init", "02_neus_init", _P + "run_neus_init", "neus_init", "avatarclip_core.neus.params:NeusInitParams", (), False, ("01_shape",), True,
           ("preview.png",), "Stage 2 — NeuS initialisation",
           "Renders the coarse body from a ring of cameras and fits a NeuS SDF + colour field to the renders "
           "(AvatarCLIP §3.2). Writes `02_neus_init/views/`, `ckpt.pt` and `preview.png` (ground truth | NeuS)."),
-    Stage("03", "03_texture", "03_clip_texturing", "run_texture", "texture", ("appearance",), True,
+    Stage("03", "03_texture", "03_clip_texturing", _P + "run_texture", "texture", "avatarclip_core.neus.params:TextureParams", ("appearance",), True,
           ("01_shape", "02_neus_init"), True, ("progress.mp4",), "Stage 3 — CLIP sculpting and texturing",
           "Optimises the NeuS geometry and a texture head so random renders match the appearance prompt under CLIP "
           "(AvatarCLIP §3.3), then extracts `avatar.ply` with vertex colours. Progress images become "
           "`progress.mp4`."),
-    Stage("04", "04_poses", "04_pose_retrieval", "run_poses", "poses", ("motion",), True, (), False,
+    Stage("04", "04_poses", "04_pose_retrieval", _P + "run_poses", "poses", "avatarclip_core.motion.retrieval:PoseParams", ("motion",), True, (), False,
           ("candidate_*.png",), "Stage 4 — candidate poses",
           "Scores a library of poses retargeted from CMU mocap with CLIP against the motion prompt and keeps the top "
           "K distinct ones (AvatarCLIP §4.1). Writes `04_poses/candidates.npz` and `candidate_XX.png`."),
-    Stage("05", "05_motion", "05_motion", "run_motion", "motion", ("motion",), "optimize", ("04_poses",), False,
+    Stage("05", "05_motion", "05_motion", _P + "run_motion", "motion", "avatarclip_core.motion.interpolation:MotionParams", ("motion",), "optimize", ("04_poses",), False,
           ("preview.mp4",), "Stage 5 — motion",
           "Turns the ranked candidate poses into a smooth motion (AvatarCLIP §4.2). Writes `05_motion/motion.npz`, "
-          "`motion.bvh` and `preview.mp4` (the plain body moving)."),
-    Stage("06", "06_video", "06_video_render", "run_video", "video", (), False,
+          "`motion.bvh` and `preview.mp4` (the plain body moving).", clip_sections=("poses",)),
+    Stage("06", "06_video", "06_video_render", _P + "run_video", "video", "avatarclip_core.animate.params:VideoParams", (), False,
           ("01_shape", "03_texture", "05_motion"), False, ("avatar.mp4", "avatar.glb"),
           "Stage 6 — animated avatar and video",
           "Carries the body's skinning weights to the sculpted avatar, drives it with the motion, and writes "

@@ -187,11 +187,9 @@ def run_stage(run, conf, stage_id: str, progress: bool = True) -> dict:
     live preview for the training stages, then show its results. Returns the manifest.
 
     Raises: what the stage raises (ConfigError, FileNotFoundError for a missing upstream stage, …)."""
-    from . import pipeline
-
     spec = stages.get(stage_id)
     live = LivePreview(spec.folder) if spec.live else None
-    manifest = pipeline.STAGE_FUNCTIONS[spec.folder](run, conf, progress=progress, on_progress=live)
+    manifest = spec.run_function()(run, conf, progress=progress, on_progress=live)
     show_results(run, spec.id)
     return manifest
 

@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatarclip_core.cameras import orbit_cameras  # noqa: E402
 from avatarclip_core.config import load_config  # noqa: E402
-from avatarclip_core.guidance.testing import ColorOracle  # noqa: E402
+from avatarclip_core.guidance.test_encoders import ColorOracle  # noqa: E402
 from avatarclip_core.neus import NeusModel, TextureCameraSampler, body_views, fit_neus_init  # noqa: E402
 from avatarclip_core.neus.renderer import render_views  # noqa: E402
-from avatarclip_core.neus.texture import texture_step  # noqa: E402
+from avatarclip_core.neus.texture import TextureState, texture_step  # noqa: E402
 from avatarclip_core.render import render_mesh  # noqa: E402
 
 PROMPTS = {"body": "a 3D rendering of a red person in unreal engine",
@@ -86,27 +86,33 @@ def _sync(device):
 def bench_texture(preset: str, V, F, sc: dict, device, seed: int = 0) -> dict:
     """Iterations/second of texture_step for a preset at the scale's ray budget and image size."""
     ip, tp = preset_params(preset)
-    ip = dataclasses.replace(ip, sphere_init_steps=0)
-    tp = dataclasses.replace(tp, max_ray_num=sc["rays"], image_size=sc["tex_size"]).validate()
+    ip = ip.replace({"sdf_network.sphere_init_steps": 0})
+    tp = tp.replace({"rays": {"max_ray_num": sc["rays"], "image_size": sc["tex_size"]}})
     torch.manual_seed(seed)
-    model = NeusModel(ip).to(device).with_texture_head(torch.Generator().manual_seed(seed))
-    enc = ColorOracle()
-    text = {k: enc.encode_text([v])[0].to(device) for k, v in PROMPTS.items()}
-    sampler = TextureCameraSampler.from_params(tp, (0.0, 0.6, 0.1), seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=tp.learning_rate)
-    texture_step(model, opt, sampler, gen, V, F, enc, text, tp, 1, tp.image_size)  # warm-up (step 1: body view)
+    state = texture_state(ip, tp, V, F, device, seed)
+    texture_step(state, 1)  # warm-up (step 1: body view)
     _sync(device)
     t0 = time.perf_counter()
     rays = 0
     for s in range(2, 2 + sc["tex_steps"]):
-        out = texture_step(model, opt, sampler, gen, V, F, enc, text, tp, s, tp.image_size)
+        out = texture_step(state, s)
         rays += out["n_rays"]
     _sync(device)
     dt = time.perf_counter() - t0
+    r, sdf = ip.renderer, ip.sdf_network
     return {"it_per_s": sc["tex_steps"] / dt, "mean_rays": rays / sc["tex_steps"],
-            "samples_per_ray": ip.n_samples + ip.n_importance, "encoding": ip.encoding,
-            "sdf": f"{ip.sdf_layers}x{ip.sdf_hidden}", "params": sum(p.numel() for p in model.parameters())}
+            "samples_per_ray": r.n_samples + r.n_importance, "encoding": sdf.encoding,
+            "sdf": f"{sdf.n_layers}x{sdf.d_hidden}", "params": sum(p.numel() for p in state.model.parameters())}
+
+
+def texture_state(ip, tp, V, F, device, seed: int) -> TextureState:
+    """A stage-3 state on an untrained init model of `ip` (head 2 seeded by `seed`) with the colour oracle."""
+    model = NeusModel(ip).to(device).with_texture_head(torch.Generator().manual_seed(seed))
+    enc = ColorOracle()
+    text = {k: enc.encode_text([v])[0].to(device) for k, v in PROMPTS.items()}
+    sampler = TextureCameraSampler.from_params(tp, (0.0, 0.6, 0.1), seed)
+    opt = torch.optim.Adam(model.parameters(), lr=tp.schedule.learning_rate)
+    return TextureState(model, opt, sampler, torch.Generator().manual_seed(seed), text, V, F, enc, tp)
 
 
 def heldout_iou(model, V, F, size: int) -> float:
@@ -125,17 +131,19 @@ def bench_init(preset: str, V, F, sc: dict, iou_bar: float, device, seed: int = 
     from avatarclip_core.pipeline import chamfer_to_body
 
     ip, _ = preset_params(preset)
-    ip = dataclasses.replace(ip, image_size=sc["init_size"], view_elevations_deg=sc["elev"],
-                             view_azimuth_step_deg=sc["az_step"], batch_size=sc["batch"], end_iter=sc["end_iter"],
-                             warm_up_end=min(ip.warm_up_end, sc["end_iter"] // 20), val_every=10 ** 9,
-                             save_every=sc["eval_every"], iterations=sc["eval_every"]).validate()
+    ip = ip.replace({"views": {"image_size": sc["init_size"], "elevations_deg": sc["elev"],
+                               "azimuth_step_deg": sc["az_step"]},
+                     "batch_size": sc["batch"],
+                     "schedule": {"end_iter": sc["end_iter"], "val_every": 10 ** 9, "save_every": sc["eval_every"],
+                                  "warm_up_end": min(ip.schedule.warm_up_end, sc["end_iter"] // 20),
+                                  "iterations": sc["eval_every"]}})
     images, masks, cams = body_views(V, F, ip)
     trace, train_time, overhead = [], 0.0, None
     with tempfile.TemporaryDirectory() as tmp:
         step = 0
         while True:
             step += sc["eval_every"]
-            p = dataclasses.replace(ip, iterations=step)
+            p = ip.replace({"schedule.iterations": step})
             _sync(device)
             t0 = time.perf_counter()
             model = fit_neus_init(images, masks, cams, p, tmp, seed=seed, progress=False, body=(V, F))
@@ -157,23 +165,19 @@ def bench_init(preset: str, V, F, sc: dict, iou_bar: float, device, seed: int = 
     if cd is None:
         cd = chamfer_to_body(model, V, F)
     return {"seconds": train_time, "steps": step, "iou": iou, "chamfer_mm": cd, "reached": bool(done),
-            "trace": trace, "encoding": ip.encoding, "init_mode": ip.init_mode,
-            "sdf_steps": ip.sdf_steps if ip.init_mode == "sdf" else 0, "lr": ip.learning_rate}
+            "trace": trace, "encoding": ip.sdf_network.encoding, "init_mode": ip.sdf_init.mode,
+            "sdf_steps": ip.sdf_init.steps if ip.sdf_init.mode == "sdf" else 0, "lr": ip.schedule.learning_rate}
 
 
 def memory_child(rays: int, size: int, device: str) -> None:
     """Run one `small`-preset texture step and print {'peak_rss_mib', 'cuda_peak_mib'} (subprocess)."""
     V, F = get_body("ellipsoid", device)
     ip, tp = preset_params("small")
-    ip = dataclasses.replace(ip, sphere_init_steps=0)
-    tp = dataclasses.replace(tp, max_ray_num=rays, image_size=size)
-    model = NeusModel(ip).to(device).with_texture_head(torch.Generator().manual_seed(0))
-    enc = ColorOracle()
-    text = {k: enc.encode_text([v])[0].to(device) for k, v in PROMPTS.items()}
-    sampler = TextureCameraSampler.from_params(tp, (0.0, 0.6, 0.1), 0)
-    opt = torch.optim.Adam(model.parameters(), lr=tp.learning_rate)
+    ip = ip.replace({"sdf_network.sphere_init_steps": 0})
+    tp = tp.replace({"rays": {"max_ray_num": rays, "image_size": size}})
+    state = texture_state(ip, tp, V, F, device, 0)
     t0 = time.perf_counter()
-    out = texture_step(model, opt, sampler, torch.Generator().manual_seed(0), V, F, enc, text, tp, 1, size)
+    out = texture_step(state, 1)
     dt = time.perf_counter() - t0
     res = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "n_rays": out["n_rays"],
            "image_size": size, "step_seconds": dt}

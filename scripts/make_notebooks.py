@@ -56,7 +56,7 @@ def settings_cell(prompts, quickstart: bool):
     else:
         lines += ['preset = ""  # @param ["", "tiny", "small", "full", "fast"]',
                   'clip_model = ""  # @param ["", "ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}']
-    lines += ['overrides = {}  # {"section.key": value}, e.g. {"texture.iterations": 5000}',
+    lines += ['overrides = {}  # {"section.key": value}, e.g. {"texture.schedule.iterations": 5000}',
               'exp_root = ""  # empty: $AVATARCLIP_EXP, else ./exp of the project folder']
     cell = nbf.v4.new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["parameters"]

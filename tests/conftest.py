@@ -1,11 +1,18 @@
-"""Shared fixtures: one anny body per session, synthetic SMPL files, small thread counts for a 2-core CI."""
+"""Shared fixtures: one anny body per session, synthetic SMPL files, small thread counts for a 2-core CI.
+
+Tests use the test encoders (tiny CLIP, oracles; avatarclip_core/guidance/test_encoders.py), which are accepted by
+name only with AVATARCLIP_TEST_ENCODERS=1. It is set here, in os.environ at import time, so every subprocess a test
+starts (the CLI, papermill kernels, nbconvert, JupyterLab) inherits it.
+"""
 from __future__ import annotations
 
 import os
 
-import numpy as np
-import pytest
-import torch
+os.environ["AVATARCLIP_TEST_ENCODERS"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

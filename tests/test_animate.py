@@ -1,4 +1,4 @@
-"""Stage 6: rig transfer, skinned animated GLB, Khronos validation, avatar video (DESIGN §2 stage 6, §6)."""
+"""Stage 6: rig transfer, skinned animated GLB, Khronos validation, avatar video (docs/design.md §2 stage 6, §6; docs/method.md §5, Avatar animation)."""
 from __future__ import annotations
 
 import shutil

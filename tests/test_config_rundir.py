@@ -11,7 +11,7 @@ def test_presets_load_and_validate():
         conf = load_config(preset)
         assert conf.preset == preset
         assert conf.run.body == "anny"
-    assert load_config("full").params("texture").max_ray_num > load_config("tiny").params("texture").max_ray_num
+    assert load_config("full").params("texture").rays.max_ray_num > load_config("tiny").params("texture").rays.max_ray_num
 
 
 def test_unknown_preset_names_value_and_choices():
@@ -22,10 +22,10 @@ def test_unknown_preset_names_value_and_choices():
 def test_unknown_key_wrong_type_and_range():
     with pytest.raises(ConfigError, match=r"unknown key texture.iters .*valid keys"):
         load_config("tiny", overrides={"texture.iters": 3})
-    with pytest.raises(ConfigError, match=r"texture.iterations = 'many' must be an integer"):
-        load_config("tiny", overrides={"texture.iterations": "many"})
+    with pytest.raises(ConfigError, match=r"texture.schedule.iterations = 'many' must be an integer"):
+        load_config("tiny", overrides={"texture.schedule.iterations": "many"})
     with pytest.raises(ConfigError, match=r"iterations.*-5"):
-        load_config("tiny", overrides={"texture.iterations": -5})
+        load_config("tiny", overrides={"texture.schedule.iterations": -5})
     with pytest.raises(ConfigError, match=r"run.body = 'smplx'"):
         load_config("tiny", overrides={"run.body": "smplx"})
 
@@ -38,19 +38,19 @@ def test_empty_prompt_error_names_prompt_and_fix():
 
 
 def test_override_parsing():
-    assert parse_override("texture.iterations=200") == ("texture.iterations", 200)
+    assert parse_override("texture.schedule.iterations=200") == ("texture.schedule.iterations", 200)
     assert parse_override("run.clip_model=tiny") == ("run.clip_model", "tiny")
     assert parse_override("shape.azimuths_deg=[0, 30]") == ("shape.azimuths_deg", [0, 30])
     with pytest.raises(ConfigError, match="section.key=value"):
-        parse_override("texture.iterations")
+        parse_override("texture.schedule.iterations")
 
 
 def test_resolved_conf_round_trips(tmp_path):
-    conf = load_config("tiny", overrides={"texture.iterations": 7}, prompts={"appearance": "red"})
+    conf = load_config("tiny", overrides={"texture.schedule.iterations": 7}, prompts={"appearance": "red"})
     path = tmp_path / "run.conf"
     path.write_text(conf.to_hocon())
     again = load_config(conf_path=path)
-    assert again.params("texture").iterations == 7 and again.prompts.appearance == "red"
+    assert again.params("texture").schedule.iterations == 7 and again.prompts.appearance == "red"
     assert again.section_hash("texture") == conf.section_hash("texture")
 
 

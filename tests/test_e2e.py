@@ -1,5 +1,5 @@
 """End to end, as a user runs it: `avatarclip run` executes the six notebooks under papermill (tiny preset),
-with oracle encoders standing in for CLIP (DESIGN §4), and fails fast on bad input."""
+with oracle encoders standing in for CLIP (docs/design.md §4), and fails fast on bad input."""
 import json
 import os
 import subprocess
@@ -37,7 +37,7 @@ def red_run(tmp_path_factory):
     exp = tmp_path_factory.mktemp("exp")
     start = time.time()
     proc = run_cli("--run", "red", "--clip", "oracle:color", "--shape", "a person", "--appearance", "red",
-                   "--motion", "raising both arms", "--set", "texture.add_no_texture=false",
+                   "--motion", "raising both arms", "--set", "texture.ablation.add_no_texture=false",
                    exp_root=exp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return exp / "red", time.time() - start, exp
@@ -92,7 +92,7 @@ def test_second_run_is_a_noop(red_run):
               for s in ("01_shape", "03_texture", "06_video")}
     start = time.time()
     proc = run_cli("--run", "red", "--clip", "oracle:color", "--shape", "a person", "--appearance", "red",
-                   "--motion", "raising both arms", "--set", "texture.add_no_texture=false",
+                   "--motion", "raising both arms", "--set", "texture.ablation.add_no_texture=false",
                    exp_root=exp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("skipped") == 6
@@ -113,7 +113,7 @@ def test_size_oracle_tall_picks_taller_body_than_short(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--shape", "   ", "--stages", "01"], "prompts.shape is empty"),
     (["--preset", "huge", "--shape", "x"], "unknown preset 'huge'"),
-    (["--shape", "x", "--set", "texture.iterations=-3"], "iterations"),
+    (["--shape", "x", "--set", "texture.schedule.iterations=-3"], "iterations"),
     (["--shape", "x", "--body", "smpl", "--stages", "01"], "SMPL_NEUTRAL"),
 ])
 def test_bad_input_fails_fast_with_a_clear_error(tmp_path, args, message):

@@ -1,5 +1,5 @@
 """Tests for avatarclip_core.guidance: CLIP loading (tiny CLIP, offline errors), preprocessing, prompts,
-losses and the oracle encoders (DESIGN §4)."""
+losses and the oracle encoders (docs/design.md §4)."""
 import os
 import time
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from avatarclip_core.guidance import (ClipWeightsMissing, appearance_prompts, clip_loss, clip_preprocess, cosine,
-                                      load_clip, offset_score, pose_prompt, shape_prompt, shape_prompts,
-                                      weights_cached)
-from avatarclip_core.guidance.testing import (ColorOracle, PoseOracle, SizeOracle, make_tiny_clip,
-                                              silhouette_stats, stick_figure_alpha)
+                                      load_clip, load_encoder, offset_score, pose_prompt, shape_prompt,
+                                      shape_prompts, weights_cached)
+from avatarclip_core.guidance.test_encoders import (ColorOracle, PoseOracle, SizeOracle, foreground_from_border,
+                                                    make_tiny_clip, silhouette_stats, stick_figure_alpha)
 
 torch.set_num_threads(1)
 
@@ -44,13 +44,13 @@ def test_tiny_clip_round_trip(tiny_path, tiny):
     assert (t[0] - t[1]).abs().max() > 1e-4
     torch.testing.assert_close(tiny.encode_text(["a rendered 3d man is walking"])[0], t[1])  # cached / consistent
     # same file, fresh load (also via the explicit tiny: prefix) and a fresh file with the same seed agree
-    again = load_clip("tiny:" + tiny_path)
+    again = load_encoder("tiny:" + tiny_path)
     torch.testing.assert_close(again.encode_image(imgs), e)
     torch.testing.assert_close(again.encode_text(["a rendered 3d man is walking"])[0], t[1])
 
 
 def test_tiny_alias_writes_and_reuses_cache_file(tmp_path, tiny):
-    enc = load_clip("tiny", cache_dir=tmp_path)
+    enc = load_encoder("tiny", cache_dir=tmp_path)
     assert (tmp_path / "tiny_clip.pt").is_file() and enc.embed_dim == tiny.embed_dim
     imgs = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(enc.encode_image(imgs), tiny.encode_image(imgs))  # same seed → same model
@@ -80,7 +80,7 @@ def test_encoder_input_validation(tiny):
     with pytest.raises(ValueError, match="non-empty"):
         tiny.encode_text(["  "])
     with pytest.raises(ValueError, match="CUDA"):
-        load_clip(tiny.name, fp16=True, device="cpu")
+        load_encoder(tiny.name, fp16=True, device="cpu")
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -282,7 +282,7 @@ def test_size_oracle_gradient_and_no_alpha():
     # without alpha the foreground comes from the border colour: same stats within a pixel
     a = stick_figure_alpha(48, height=0.6, softness=0.01)
     s_alpha = silhouette_stats(a[None])
-    s_img = silhouette_stats(__import__("avatarclip_core.guidance.testing", fromlist=["x"]).foreground_from_border(_render(a[None], bg=0.5)))
+    s_img = silhouette_stats(foreground_from_border(_render(a[None], bg=0.5)))
     assert abs(float(s_alpha["rows"] - s_img["rows"])) < 1.0
 
 

@@ -246,7 +246,7 @@ def _wrists_above_head(body, poses):
 
 
 def test_retrieval_with_pose_oracle_raising_arms_vs_walking(body, tmp_path, monkeypatch):
-    from avatarclip_core.guidance.testing import PoseOracle
+    from avatarclip_core.guidance.test_encoders import PoseOracle
     from avatarclip_core.motion import retrieval, retrieve_poses
 
     enc = PoseOracle()

@@ -1,5 +1,5 @@
 """Tests of the open motion priors (avatarclip_core/motion/priors.py) and the pose/motion generators
-(avatarclip_core/motion/generators.py): reference §6.1, §6.2; issue 5."""
+(avatarclip_core/motion/generators.py): docs/method.md §6.1, §6.2 and Motion priors."""
 from __future__ import annotations
 
 import json
@@ -147,7 +147,7 @@ def _wrist_height(body, poses):
 @pytest.mark.parametrize("generator", ["optimize", "latent"])
 def test_pose_generators_raise_the_oracle_score(body, generator):
     """The optimisers improve the CLIP(-oracle) score of their runs and return them sorted."""
-    from avatarclip_core.guidance.testing import PoseOracle
+    from avatarclip_core.guidance.test_encoders import PoseOracle
     from avatarclip_core.motion.generators import clip_pose_scores, optimize_pose_latents, optimize_poses
     from avatarclip_core.motion.retrieval import _cameras, text_embedding
 
@@ -164,7 +164,7 @@ def test_pose_generators_raise_the_oracle_score(body, generator):
 
 
 def test_motion_optimizer_two_candidates(body):
-    from avatarclip_core.guidance.testing import PoseOracle
+    from avatarclip_core.guidance.test_encoders import PoseOracle
 
     cands = torch.zeros(2, 22, 3)
     cands[0, skeleton.JOINT_INDEX["left_shoulder"], 2] = 1.0

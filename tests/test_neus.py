@@ -1,4 +1,4 @@
-"""Tests of stages 2–3 (NeuS init, CLIP texturing, mesh export) against reference §2–§4 and §11.
+"""Tests of stages 2–3 (NeuS init, CLIP texturing, mesh export) against docs/method.md §2–§4 and §8–§11.
 
 Tiny scale (nets of width 32, 32² images, a few hundred rays) so the whole file runs in about a minute on
 a busy 2-core CPU. The target shape is an ellipsoid (body-sized, not the init sphere)."""
@@ -16,16 +16,19 @@ from avatarclip_core.neus import (NeusInitParams, NeusModel, TextureParams, Text
                                   extract_mesh, fit_neus_init, render_rays, save_ply, train_texture)
 from avatarclip_core.neus.background import make_background
 from avatarclip_core.neus.fields import positional_encoding
-from avatarclip_core.neus.rays import dilate, select_rays
+from avatarclip_core.neus.rays import select_rays
+from avatarclip_core.render.rasterizer import dilate_mask
 from avatarclip_core.neus.renderer import sample_z
 from avatarclip_core.neus.schedule import lr_factor
-from avatarclip_core.neus.texture import latest_checkpoint, texture_losses
+from avatarclip_core.neus.texture import TextureState, texture_losses
+from avatarclip_core.neus.training import Checkpoints
+from avatarclip_core.params import build
 from avatarclip_core.render import render_mesh
 
 torch.set_num_threads(1)
 
 try:
-    from avatarclip_core.guidance.testing import ColorOracle
+    from avatarclip_core.guidance.test_encoders import ColorOracle
 except ImportError:  # pragma: no cover - fallback with the same interface
     class ColorOracle:
         def encode_text(self, texts):
@@ -42,22 +45,24 @@ PROMPTS = {"body": "a 3D rendering of a red person in unreal engine",
            "back": "a 3D rendering of the back of a red person in unreal engine"}
 
 
-def tiny_init_params(**kw) -> NeusInitParams:
-    base = dict(sdf_hidden=32, sdf_layers=2, skip_in=[2], multires=2, color_hidden=32, n_samples=16,
-                n_importance=16, iterations=300, end_iter=300, warm_up_end=20, batch_size=256, save_every=100,
-                val_every=150, learning_rate=5e-3, image_size=32, view_elevations_deg=[-30.0, 0.0, 30.0],
-                view_azimuth_step_deg=60.0, chunk=2048)
-    base.update(kw)
-    return NeusInitParams(**base)
+def tiny_init_params(changes: dict | None = None) -> NeusInitParams:
+    """Small nets and few views for CPU tests; `changes` = dotted keys ({"schedule.iterations": 5})."""
+    base = {"sdf_network": dict(d_hidden=32, n_layers=2, skip_in=[2], multires=2),
+            "rendering_network.d_hidden": 32, "renderer": dict(n_samples=16, n_importance=16),
+            "schedule": dict(iterations=300, end_iter=300, warm_up_end=20, save_every=100, val_every=150,
+                             learning_rate=5e-3),
+            "batch_size": 256, "chunk": 2048,
+            "views": dict(image_size=32, elevations_deg=[-30.0, 0.0, 30.0], azimuth_step_deg=60.0)}
+    return build(NeusInitParams, base).replace(changes or {})
 
 
-def tiny_texture_params(**kw) -> TextureParams:
+def tiny_texture_params(changes: dict | None = None) -> TextureParams:
     # add_no_texture off: with the colour oracle the untextured image (grey body, texture where Σw < 0.5)
     # is best "red" when the body vanishes, which real CLIP does not reward; it is exercised in the gradient test.
-    base = dict(iterations=80, end_iter=80, warm_up_end=4, learning_rate=2e-3, max_ray_num=300, image_size=32,
-                val_every=40, save_every=40, chunk=2048, add_no_texture=False)
-    base.update(kw)
-    return TextureParams(**base)
+    base = {"schedule": dict(iterations=80, end_iter=80, warm_up_end=4, learning_rate=2e-3, val_every=40,
+                             save_every=40),
+            "rays": dict(max_ray_num=300, image_size=32), "chunk": 2048, "ablation.add_no_texture": False}
+    return build(TextureParams, base).replace(changes or {})
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +100,12 @@ def test_params_validate_names_field():
     NeusInitParams().validate()
     TextureParams().validate()
     with pytest.raises(ValueError, match="iterations"):
-        TextureParams(iterations=-5).validate()
+        build(TextureParams, {"schedule.iterations": -5})
     with pytest.raises(ValueError, match="n_importance"):
-        NeusInitParams(n_importance=30).validate()
+        build(NeusInitParams, {"renderer.n_importance": 30})
     with pytest.raises(ValueError, match="skip_in"):
-        NeusInitParams(skip_in=[7]).validate()
-    with pytest.raises(ValueError, match="unknown keys"):
+        build(NeusInitParams, {"sdf_network.skip_in": [7]})
+    with pytest.raises(ValueError, match="unknown key iterationz"):
         TextureParams.from_dict({"iterationz": 3})
 
 
@@ -108,7 +113,8 @@ def test_architecture_sizes():
     x = torch.rand(5, 3)
     assert positional_encoding(x, 6).shape == (5, 39)
     small = NeusModel(NeusInitParams())
-    full = NeusModel(NeusInitParams(sdf_hidden=256, sdf_layers=4, skip_in=[4], color_hidden=256, color_layers=2))
+    full = NeusModel(build(NeusInitParams, {"sdf_network": dict(d_hidden=256, n_layers=4, skip_in=[4]),
+                                            "rendering_network": dict(d_hidden=256, n_layers=2)}))
     for m, d_out, d_col in ((small, 129, 134), (full, 257, 262)):
         assert m.sdf.d_in == 39 and m.sdf(x).shape == (5, d_out)
         assert m.color.d_in == d_col and m.color.layers[0].weight.shape[1] == d_col
@@ -142,7 +148,7 @@ def test_lr_schedule():
     assert lr_factor(250, 500, 30000, 0.05) == pytest.approx(0.5)
     assert lr_factor(500, 500, 30000, 0.05) == pytest.approx(1.0)
     assert lr_factor(30000, 500, 30000, 0.05) == pytest.approx(0.05)
-    assert 5e-4 * lr_factor(30010, 500, 100000, 0.05) == pytest.approx(4.04e-4, rel=0.01)  # reference §11.7
+    assert 5e-4 * lr_factor(30010, 500, 100000, 0.05) == pytest.approx(4.04e-4, rel=0.01)  # docs/method.md §3.9 (the full preset's lr at its last step)
 
 
 # --------------------------------------------------------------------------------------------- sampling
@@ -178,7 +184,7 @@ def test_ray_selection_and_samples_per_ray():
         assert sel.index.numel() <= budget and sel.side <= 256
         assert sel.index.numel() > 0.8 * budget
     sel = select_rays(sil, 7000)
-    assert bool(dilate(sil, 10)[30, 90]) and not bool(dilate(sil, 10)[28, 90])  # 10 px, 8-connected
+    assert bool(dilate_mask(sil, 10)[30, 90]) and not bool(dilate_mask(sil, 10)[28, 90])  # 10 px, 8-connected
     full = select_rays(sil, 7000, use_silhouettes=False)
     assert full.index.numel() == full.side ** 2 <= 7000
     model = NeusModel(NeusInitParams())
@@ -232,12 +238,13 @@ def test_texture_head_random_rest_from_init(init_run):
 def test_clip_gradients_reach_sdf_variance_and_heads(init_run, body):
     V, F = body
     model = init_run["model"].with_texture_head(torch.Generator().manual_seed(0))
-    p = tiny_texture_params(add_no_texture=True)
+    p = tiny_texture_params({"ablation.add_no_texture": True})
     enc = ColorOracle()
     text = {k: enc.encode_text([v])[0] for k, v in PROMPTS.items()}
     sampler = TextureCameraSampler((0.0, 0.5, 0.3), seed=0)
-    terms, info = texture_losses(model, sampler, torch.Generator().manual_seed(0), V, F, enc, text, p, 1, 32)
-    assert info["n_rays"] <= p.max_ray_num and info["prompt"] in ("body", "back")
+    state = TextureState(model, None, sampler, torch.Generator().manual_seed(0), text, V, F, enc, p)
+    terms, info = texture_losses(state, 1)
+    assert info["n_rays"] <= p.rays.max_ray_num and info["prompt"] in ("body", "back")
     groups = {"sdf": model.sdf, "variance": model.variance, "trunk": model.color.layers[0],
               "head2": model.color.extra, "head1": model.color.layers[-1]}
     for term in ("clip", "clip_no_texture"):
@@ -260,7 +267,7 @@ def test_texture_red_and_ply(init_run, body, tmp_path):
                         progress=False, on_progress=lambda s, l, im: seen.append((s, l["clip"], im.shape)))
     assert [s for s, _, _ in seen] == [40, 80] and seen[0][2] == (32, 64, 3)
     assert (tmp_path / "tex" / "progress" / "000080.png").exists()
-    assert latest_checkpoint(tmp_path / "tex").name == "ckpt_000080.pt"
+    assert Checkpoints(tmp_path / "tex", numbered=True).latest().name == "ckpt_000080.pt"
     before = extract_mesh(model.with_texture_head(torch.Generator().manual_seed(0)), 40)
     after = extract_mesh(tex, 40)
 
@@ -282,12 +289,12 @@ def test_texture_red_and_ply(init_run, body, tmp_path):
 def test_resume_gives_identical_result(init_run, body, tmp_path):
     V, F = body
     model = init_run["model"]
-    kw = dict(end_iter=8, save_every=4, val_every=100)
-    full = train_texture(model, V, F, ColorOracle(), PROMPTS, tiny_texture_params(iterations=8, **kw),
+    kw = {"schedule.end_iter": 8, "schedule.save_every": 4, "schedule.val_every": 100}
+    full = train_texture(model, V, F, ColorOracle(), PROMPTS, tiny_texture_params({**kw, "schedule.iterations": 8}),
                          tmp_path / "a", seed=3, progress=False)
-    train_texture(model, V, F, ColorOracle(), PROMPTS, tiny_texture_params(iterations=4, **kw), tmp_path / "b",
+    train_texture(model, V, F, ColorOracle(), PROMPTS, tiny_texture_params({**kw, "schedule.iterations": 4}), tmp_path / "b",
                   seed=3, progress=False)  # "killed" after 4 steps (its last checkpoint is ckpt_000004)
-    resumed = train_texture(model, V, F, ColorOracle(), PROMPTS, tiny_texture_params(iterations=8, **kw),
+    resumed = train_texture(model, V, F, ColorOracle(), PROMPTS, tiny_texture_params({**kw, "schedule.iterations": 8}),
                             tmp_path / "b", seed=3, progress=False)
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k

@@ -1,4 +1,4 @@
-"""Tests of the fast path (issue 4): the torch multiresolution hash-grid encoding and NeuS with
+"""Tests of the fast path (docs/method.md, Fast path): the torch multiresolution hash-grid encoding and NeuS with
 encoding = "hashgrid" (same code path as the reference's frequency encoding, switched by NeusInitParams)."""
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import trimesh
 from avatarclip_core.config import load_config
 from avatarclip_core.neus import NeusInitParams, NeusModel, body_views, extract_mesh, fit_neus_init
 from avatarclip_core.neus.hashgrid import HashGridEncoding
+from avatarclip_core.params import build
 
 from test_neus import _mesh_iou, _zero_radius, tiny_init_params
 
 torch.set_num_threads(1)
 
-HASH_TINY = dict(encoding="hashgrid", hash_levels=8, hash_features=2, hash_log2_size=12, hash_base_resolution=4,
-                 hash_max_resolution=64, skip_in=[])
+HASH_TINY = {"sdf_network": dict(encoding="hashgrid", skip_in=[], hash=dict(n_levels=8, n_features=2, log2_table_size=12,
+                                                                          base_resolution=4, max_resolution=64))}
 
 
 def test_hashgrid_shape_interpolation_and_continuity():
@@ -41,8 +42,9 @@ def test_hashgrid_shape_interpolation_and_continuity():
 
 def test_hashgrid_sdf_init_sphere_and_eikonal_gradients_reach_table():
     torch.manual_seed(0)
-    P = NeusInitParams(encoding="hashgrid", sdf_hidden=64, sdf_layers=2, skip_in=[], color_hidden=64,
-                       hash_levels=8, hash_log2_size=12)
+    P = build(NeusInitParams, {"sdf_network": dict(encoding="hashgrid", d_hidden=64, n_layers=2, skip_in=[],
+                                                   hash=dict(n_levels=8, log2_table_size=12)),
+                               "rendering_network.d_hidden": 64})
     model = NeusModel.from_params(P)
     assert model.sdf.d_in == 3 + 16
     r = _zero_radius(model)
@@ -56,18 +58,18 @@ def test_hashgrid_sdf_init_sphere_and_eikonal_gradients_reach_table():
     g_table2, = torch.autograd.grad(sdf.sum(), model.sdf.grid.table)
     assert g_table2.abs().sum() > 0
     with pytest.raises(ValueError, match="encoding"):
-        NeusInitParams(encoding="hash").validate()
+        build(NeusInitParams, {"sdf_network.encoding": "hash"})
 
 
 def test_fast_conf_uses_hashgrid():
     p = load_config("fast").params("neus_init")
-    assert p.encoding == "hashgrid" and p.validate() is p
-    assert load_config("full").params("neus_init").encoding == "frequency"
+    assert p.sdf_network.encoding == "hashgrid" and p.validate() is p
+    assert load_config("full").params("neus_init").sdf_network.encoding == "frequency"
     assert load_config("fast").params("texture").encoding == "hashgrid"
     # the texture stage refuses an init model of the other encoding, before any work
     from avatarclip_core.neus import TextureParams, train_texture
     with pytest.raises(ValueError, match="encoding"):
-        train_texture(NeusModel(NeusInitParams(sphere_init_steps=0)), torch.zeros(3, 3),
+        train_texture(NeusModel(build(NeusInitParams, {"sdf_network.sphere_init_steps": 0})), torch.zeros(3, 3),
                       torch.zeros(1, 3, dtype=torch.long), None, {"body": "x", "face": "x", "back": "x"},
                       TextureParams(encoding="hashgrid"), "/nonexistent/never-created")
 
@@ -76,7 +78,7 @@ def test_hashgrid_init_fit_matches_silhouette(tmp_path):
     m = trimesh.creation.icosphere(subdivisions=3)
     m.apply_scale((0.45, 0.7, 0.3))
     V, F = torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces, dtype=torch.long)
-    P = tiny_init_params(**HASH_TINY, iterations=100, end_iter=100, save_every=100, val_every=100)
+    P = tiny_init_params({**HASH_TINY, "schedule": dict(iterations=100, end_iter=100, save_every=100, val_every=100)})
     images, masks, cams = body_views(V, F, P)
     torch.manual_seed(0)
     untrained = NeusModel.from_params(P)
@@ -86,9 +88,9 @@ def test_hashgrid_init_fit_matches_silhouette(tmp_path):
     assert iou >= 0.8 and iou > iou0 + 0.05, (iou, iou0)
 
 
-# ------------------------------------------------------------------------------- init_mode = "sdf" (issue 4)
-SDF_TINY = dict(init_mode="sdf", sdf_steps=60, sdf_batch=1024, sdf_bank_size=20000, save_every=1000,
-                val_every=1000)
+# ------------------------------------------------------------------------------- sdf_init.mode = "sdf" (docs/method.md, Fast path)
+SDF_TINY = {"sdf_init": dict(mode="sdf", steps=60, batch=1024, bank_size=20000),
+            "schedule.save_every": 1000, "schedule.val_every": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +121,11 @@ def test_body_sdf_bank_signs_and_distances(ellipsoid):
 
 def test_sdf_mode_reaches_iou_in_far_fewer_steps(ellipsoid, tmp_path):
     V, F = ellipsoid
-    P = tiny_init_params(**SDF_TINY, iterations=5)
+    P = tiny_init_params({**SDF_TINY, "schedule.iterations": 5})
     images, masks, cams = body_views(V, F, P)
     fast = fit_neus_init(images, masks, cams, P, tmp_path / "sdf", seed=0, progress=False, body=(V, F))
     # the same total number of steps (60 SDF + 5 render) of the reference's render-only init
-    R = tiny_init_params(iterations=65, end_iter=300, save_every=1000, val_every=1000)
+    R = tiny_init_params({"schedule": dict(iterations=65, end_iter=300, save_every=1000, val_every=1000)})
     ref = fit_neus_init(images, masks, cams, R, tmp_path / "render", seed=0, progress=False)
     iou_fast = _mesh_iou(extract_mesh(fast, 48, head="base", with_colors=False), V, F)
     iou_ref = _mesh_iou(extract_mesh(ref, 48, head="base", with_colors=False), V, F)
@@ -134,23 +136,24 @@ def test_sdf_mode_reaches_iou_in_far_fewer_steps(ellipsoid, tmp_path):
 
 def test_sdf_mode_without_body_raises(ellipsoid, tmp_path):
     V, F = ellipsoid
-    P = tiny_init_params(**SDF_TINY, iterations=5)
+    P = tiny_init_params({**SDF_TINY, "schedule.iterations": 5})
     images, masks, cams = body_views(V, F, P)
     with pytest.raises(ValueError, match="body=\\(vertices, faces\\)"):
         fit_neus_init(images, masks, cams, P, tmp_path / "never", seed=0, progress=False)
     assert not (tmp_path / "never").exists()
-    with pytest.raises(ValueError, match="init_mode"):
-        NeusInitParams(init_mode="mesh").validate()
+    with pytest.raises(ValueError, match="sdf_init.mode"):
+        build(NeusInitParams, {"sdf_init.mode": "mesh"})
 
 
 def test_sdf_mode_resume_skips_sdf_phase_and_matches(ellipsoid, tmp_path, monkeypatch):
     import avatarclip_core.neus.init as init_mod
 
     V, F = ellipsoid
-    images, masks, cams = body_views(V, F, tiny_init_params(**SDF_TINY))
-    P8 = tiny_init_params(**SDF_TINY, iterations=8, end_iter=20, warm_up_end=2)
+    images, masks, cams = body_views(V, F, tiny_init_params(SDF_TINY))
+    sched = {"schedule.end_iter": 20, "schedule.warm_up_end": 2}
+    P8 = tiny_init_params({**SDF_TINY, **sched, "schedule.iterations": 8})
     full = fit_neus_init(images, masks, cams, P8, tmp_path / "a", seed=0, progress=False, body=(V, F))
-    P4 = tiny_init_params(**SDF_TINY, iterations=4, end_iter=20, warm_up_end=2)
+    P4 = tiny_init_params({**SDF_TINY, **sched, "schedule.iterations": 4})
     fit_neus_init(images, masks, cams, P4, tmp_path / "b", seed=0, progress=False, body=(V, F))  # "killed"
 
     def boom(*a, **k):

@@ -1,10 +1,11 @@
 """A regular install runs from any folder: presets and notebooks ship in the wheel, one rule for the run root."""
+import dataclasses
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from avatarclip_core import paths, stages
+from avatarclip_core import config, paths, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,11 +58,12 @@ def test_notebooks_command_copies_the_suite(tmp_path):
 
 
 def test_stage_table_is_consistent():
-    from avatarclip_core import pipeline, rundir
+    from avatarclip_core import rundir
 
     assert rundir.STAGES == tuple(s.folder for s in stages.STAGES)
     for s in stages.STAGES:
-        assert pipeline.STAGE_FUNCTIONS[s.folder].__name__ == s.function
+        assert s.run_function().__name__ == s.function.split(":")[1] and callable(s.run_function())
+        assert dataclasses.is_dataclass(s.params_class()) and s.section in config.SECTIONS
         assert all(up in stages.BY_FOLDER and stages.FOLDERS.index(up) < stages.FOLDERS.index(s.folder)
                    for up in s.upstream)
         assert stages.get(s.id) is stages.get(s.folder) is stages.get(str(int(s.id))) is s

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from avatarclip_core.guidance.testing import SizeOracle
+from avatarclip_core.guidance.test_encoders import SizeOracle
 from avatarclip_core.shape import ShapeParams, search_shape
 
 PARAMS = ShapeParams(num_candidates=10, image_size=64, batch_size=11)

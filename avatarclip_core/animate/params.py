@@ -1,11 +1,13 @@
-"""Parameters of stage 6 (rig transfer, GLB export, avatar video) in one validated dataclass."""
+"""Parameters of stage 6 (rig transfer, GLB export, avatar video), ranges declared with `params.param`."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..params import Params, param
 
 
 @dataclass
-class VideoParams:
+class VideoParams(Params):
     """Stage-6 settings (docs/design.md §2, stage 6; docs/method.md §5 for the rigging, §6.3 for AvatarCLIP's videos).
 
     Video:
@@ -36,70 +38,32 @@ class VideoParams:
         unlit: GLB material KHR_materials_unlit (colours as baked) instead of rough PBR.
     """
 
-    image_size: int = 512
-    fps: float | None = None
-    orbit_deg_per_s: float = 0.0
+    image_size: int = param(512, ge=16, le=4096, fix="512 for the final video")
+    fps: float | None = param(None, gt=0, le=240, fix="None = the motion's fps")
+    orbit_deg_per_s: float = param(0.0, ge=-3600, le=3600, fix="degrees per second; 0 = fixed camera")
     side_by_side: bool = False
-    elevation_deg: float = 5.0
-    fov_deg: float = 30.0
-    margin: float = 1.05
-    background: tuple[float, float, float] = (0.9, 0.9, 0.9)
-    ambient: float = 0.4
-    body_color: tuple[float, float, float] = (0.65, 0.65, 0.65)
+    elevation_deg: float = param(5.0, ge=-89, le=89)
+    fov_deg: float = param(30.0, ge=1, le=120)
+    margin: float = param(1.05, ge=1.0, le=10.0)
+    background: tuple[float, float, float] = param((0.9, 0.9, 0.9), ge=0.0, le=1.0, fix="three floats in [0, 1]")
+    ambient: float = param(0.4, ge=0.0, le=1.0)
+    body_color: tuple[float, float, float] = param((0.65, 0.65, 0.65), ge=0.0, le=1.0, fix="three floats in [0, 1]")
     smooth_normals: bool = True
-    edge_sigma: float = 0.5
-    batch_frames: int = 8
-    render_max_faces: int = 200_000
+    edge_sigma: float = param(0.5, ge=0.0, le=4.0, fix="pixels; 0 = hard edges")
+    batch_frames: int = param(8, ge=1)
+    render_max_faces: int = param(200_000, ge=0, fix="0 renders the full mesh")
     gif: bool = True
-    gif_size: int = 256
-    gif_fps: float = 15.0
-    target_faces: int = 0
-    smooth_iterations: int = 20
-    smooth_falloff: float = 0.03
+    gif_size: int = param(256, ge=16, le=2048)
+    gif_fps: float = param(15.0, gt=0, le=50, fix="GIF players cap the frame rate")
+    target_faces: int = param(0, ge=0, fix="0 = no decimation")
+    smooth_iterations: int = param(20, ge=0, le=10000)
+    smooth_falloff: float = param(0.03, gt=0, le=1.0, fix="metres")
     keep_largest_component: bool = True
     unlit: bool = False
 
-    def validate(self) -> "VideoParams":
-        """Raise ValueError naming the first bad field and its allowed range; return self."""
-        def bad(name, rule):
-            raise ValueError(f"VideoParams.{name} = {getattr(self, name)!r} is invalid: {rule}")
-
-        if not (isinstance(self.image_size, int) and 16 <= self.image_size <= 4096):
-            bad("image_size", "use an int in [16, 4096] pixels (512 for the final video)")
-        if self.fps is not None and not 0 < float(self.fps) <= 240:
-            bad("fps", "use None (the motion's fps) or a value in (0, 240]")
-        if not -3600 <= float(self.orbit_deg_per_s) <= 3600:
-            bad("orbit_deg_per_s", "use degrees per second in [-3600, 3600] (0 = fixed camera)")
-        if not -89 <= float(self.elevation_deg) <= 89:
-            bad("elevation_deg", "use degrees in [-89, 89]")
-        if not 1 <= float(self.fov_deg) <= 120:
-            bad("fov_deg", "use degrees in [1, 120]")
-        if not 1.0 <= float(self.margin) <= 10.0:
-            bad("margin", "use a factor in [1, 10]")
+    def relations(self):
         for name in ("background", "body_color"):
-            v = getattr(self, name)
-            if len(v) != 3 or not all(0.0 <= float(c) <= 1.0 for c in v):
-                bad(name, "use three floats in [0, 1]")
-        if not 0.0 <= float(self.ambient) <= 1.0:
-            bad("ambient", "use a fraction in [0, 1]")
-        if not 0.0 <= float(self.edge_sigma) <= 4.0:
-            bad("edge_sigma", "use pixels in [0, 4] (0 = hard edges)")
-        if not (isinstance(self.batch_frames, int) and self.batch_frames >= 1):
-            bad("batch_frames", "use an int ≥ 1")
-        if not (isinstance(self.render_max_faces, int) and (self.render_max_faces == 0 or self.render_max_faces >= 4)):
-            bad("render_max_faces", "use 0 (render the full mesh) or a face count ≥ 4")
-        if not (isinstance(self.gif_size, int) and 16 <= self.gif_size <= 2048):
-            bad("gif_size", "use an int in [16, 2048] pixels")
-        if not 0 < float(self.gif_fps) <= 50:
-            bad("gif_fps", "use a value in (0, 50] (GIF players cap the frame rate)")
-        if not (isinstance(self.target_faces, int) and (self.target_faces == 0 or self.target_faces >= 4)):
-            bad("target_faces", "use 0 (no decimation) or a face count ≥ 4")
-        if not (isinstance(self.smooth_iterations, int) and 0 <= self.smooth_iterations <= 10000):
-            bad("smooth_iterations", "use an int in [0, 10000]")
-        if not 0 < float(self.smooth_falloff) <= 1.0:
-            bad("smooth_falloff", "use metres in (0, 1]")
-        return self
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields (for manifests)."""
-        return asdict(self)
+            yield len(getattr(self, name)) == 3, name, "use three floats in [0, 1]"
+        for name, what in (("render_max_faces", "render the full mesh"), ("target_faces", "no decimation")):
+            value = getattr(self, name)
+            yield value == 0 or value >= 4, name, f"use 0 ({what}) or a face count ≥ 4"

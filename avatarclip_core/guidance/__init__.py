@@ -1,17 +1,47 @@
-"""CLIP guidance (docs/design.md §4): `load_clip` over open_clip, differentiable preprocessing, AvatarCLIP's prompt
-templates, CLIP losses; test encoders (tiny CLIP, oracles) live in `avatarclip_core.guidance.testing`.
+"""CLIP guidance (docs/design.md §4).
 
-Every encoder has ``encode_image(images (B,H,W,3) in [0,1], alpha=None) -> (B,D)`` and
-``encode_text(list[str]) -> (B,D)`` (unit vectors), plus ``.name`` and ``.embed_dim``.
+* `encoder`: the `Encoder` protocol (shapes, dtypes, normalisation — described there once), the encoder-name
+  rules and the ``AVATARCLIP_TEST_ENCODERS`` switch;
+* `factory`: `load_encoder`, the one factory from a `run.clip_model` value to an encoder;
+* `clip_model`: `load_clip` over open_clip (production: model names and checkpoint paths), differentiable
+  preprocessing;
+* `prompts`: AvatarCLIP's prompt templates; `losses`: the CLIP objectives;
+* `test_encoders`: the tiny random-init CLIP and the oracles, for tests and demos only (by name only with
+  ``AVATARCLIP_TEST_ENCODERS=1``).
+
+Import graph (no cycle): encoder ← clip_model ← test_encoders ← factory (factory imports the loaders when called).
+Names are imported on first access, so ``import avatarclip_core.guidance.encoder`` (the configuration check) does
+not import torch.
 """
-from .clip_model import (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ClipEncoder, ClipWeightsMissing, clip_preprocess,
-                         default_cache_dir, load_clip, weights_cached)
-from .losses import clip_loss, cosine, offset_score
-from .prompts import (AppearancePrompts, appearance_prompts, pose_prompt, shape_prompt, shape_prompts,
-                      SHAPE_NEUTRAL)
+from __future__ import annotations
 
-__all__ = [
-    "OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD", "ClipEncoder", "ClipWeightsMissing", "clip_preprocess",
-    "default_cache_dir", "load_clip", "weights_cached", "clip_loss", "cosine", "offset_score",
-    "AppearancePrompts", "appearance_prompts", "pose_prompt", "shape_prompt", "shape_prompts", "SHAPE_NEUTRAL",
-]
+import importlib
+
+_EXPORTS = {
+    "encoder": ("Encoder", "ClipWeightsMissing", "TEST_ENCODERS_ENV", "is_test_encoder_name",
+                "are_test_encoders_enabled"),
+    "factory": ("load_encoder",),
+    "clip_model": ("OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD", "ClipEncoder", "clip_preprocess", "default_cache_dir",
+                   "load_clip", "weights_cached"),
+    "losses": ("clip_loss", "cosine", "offset_score"),
+    "prompts": ("AppearancePrompts", "appearance_prompts", "pose_prompt", "shape_prompt", "shape_prompts",
+                "SHAPE_NEUTRAL"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = ("encoder", "factory", "clip_model", "losses", "prompts", "test_encoders")
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -7,6 +7,11 @@ normalised with the OpenAI mean/std. Here CLIP comes from `open_clip` (docs/desi
 Nothing here touches the network at import time. `load_clip` checks, before calling open_clip, whether the
 weights are already on disk and whether the weight host answers within a few seconds; offline with no cached
 weights it raises `ClipWeightsMissing` (a RuntimeError) saying where to put the file.
+
+`load_clip` returns a `ClipEncoder`, an `Encoder` (guidance/encoder.py). It loads production names and checkpoint
+paths only (a tiny-CLIP file given by its path included); the test encoder names ``"tiny"``, ``"tiny:<path>"`` and
+``"oracle:…"`` go through `factory.load_encoder`, behind its test switch. This module does not import
+`test_encoders`.
 """
 from __future__ import annotations
 
@@ -21,6 +26,9 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
+
+from ..device import resolve_device
+from .encoder import ClipWeightsMissing, is_test_encoder_name  # the error class is torch-free
 
 __all__ = [
     "OPENAI_CLIP_MEAN",
@@ -37,25 +45,13 @@ __all__ = [
 #: CLIP image normalisation used by AvatarCLIP (docs/method.md §1.3 step 4; open_clip OPENAI_DATASET_MEAN/STD).
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-#: Marker key stored in tiny-CLIP checkpoints written by `avatarclip_core.guidance.testing.make_tiny_clip`.
+#: Marker key stored in tiny-CLIP checkpoints written by `avatarclip_core.guidance.test_encoders.make_tiny_clip`.
 TINY_CLIP_FORMAT = "avatarclip_tiny_clip"
-_TINY_PREFIX = "tiny:"
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 _PEEK_MAX_BYTES = 64 * 2**20  # files smaller than this are opened once to look for the tiny-CLIP marker
 _NETWORK_TIMEOUT_S = 2.5
 _CONFIG_HINT = ("point the config key `run.clip_model` at a local file (HOCON: `run.clip_model = \"/path/to/ViT-B-32.pt\"`; "
                 "command line: `--clip /path/to/ViT-B-32.pt`)")
-
-
-class ClipWeightsMissing(RuntimeError):
-    """CLIP weights are neither cached nor downloadable (no network / HF_HUB_OFFLINE=1).
-
-    The message names the model, the cache folder and file name to put the weights at, and the
-    `run.clip_model` config key / `--clip` command-line option that accept a local file path instead.
-    """
-
-    def _render_traceback_(self):  # Jupyter shows the message (it names the file and the fix), not a traceback
-        return [f"\x1b[31mClipWeightsMissing\x1b[0m: {self}"]
 
 
 def default_cache_dir() -> Path:
@@ -102,11 +98,9 @@ def clip_preprocess(images: torch.Tensor, image_size: int | Sequence[int] = 224,
 # ----------------------------------------------------------------------------------------------------------
 # encoder
 class ClipEncoder(torch.nn.Module):
-    """A frozen open_clip model behind the guidance interface shared with the test oracles.
+    """A frozen open_clip model as an `Encoder` (guidance/encoder.py).
 
-    Attributes:
-        name (str): model identifier, e.g. ``"ViT-B-32/openai"`` or ``"tiny:/path/tiny.pt"``.
-        embed_dim (int): D, size of the joint embedding (512 for ViT-B-32).
+    Attributes (besides the `Encoder` ones; `name` is e.g. ``"ViT-B-32/openai"`` or ``"tiny:/path/tiny.pt"``):
         image_size (tuple[int, int]): CLIP input resolution (224, 224) for ViT-B-32.
         mean, std (tuple[float, float, float]): image normalisation.
         model: the open_clip module (eval mode, requires_grad False).
@@ -143,17 +137,9 @@ class ClipEncoder(torch.nn.Module):
         return super().train(False)
 
     def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """Embed images: `clip_preprocess` → CLIP image tower → L2 normalisation.
-
-        Args:
-            images: (B, H, W, 3) float in [0, 1], any device (moved to the model's device).
-            alpha: (B, H, W) coverage or None; accepted for interface parity with the oracles and ignored
-                (AvatarCLIP feeds CLIP the composited RGB image, docs/method.md §3.7).
-        Returns:
-            (B, D) float32 unit vectors on the images' device, differentiable w.r.t. `images`.
-        Raises:
-            ValueError: bad image shape/dtype, or alpha not (B, H, W).
-        """
+        """`Encoder.encode_image` (guidance/encoder.py): `clip_preprocess` → CLIP image tower (on the model's
+        device and dtype) → L2 normalisation. `alpha` is only shape-checked and otherwise ignored (AvatarCLIP feeds
+        CLIP the composited RGB image, docs/method.md §3.7)."""
         x = clip_preprocess(images, self.image_size, self.mean, self.std)
         if alpha is not None and tuple(alpha.shape) != tuple(images.shape[:3]):
             raise ValueError(f"alpha must be (B, H, W) = {tuple(images.shape[:3])}, got {tuple(alpha.shape)}")
@@ -165,15 +151,7 @@ class ClipEncoder(torch.nn.Module):
         return self.model.encode_text(tokens).float()
 
     def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
-        """Embed prompts (cached per string, computed without gradients).
-
-        Args:
-            texts: a list of prompt strings (a single string is treated as a list of one).
-        Returns:
-            (B, D) float32 unit vectors on the model's device (constants: no gradient).
-        Raises:
-            ValueError: empty list or a non-string / blank entry.
-        """
+        """`Encoder.encode_text` (guidance/encoder.py); embeddings are cached per string."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise ValueError("encode_text needs at least one prompt string, got an empty list")
@@ -301,12 +279,6 @@ def _read_tiny_meta(path: Path) -> dict | None:
     return None
 
 
-def _resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _build(arch: str, checkpoint: str, pretrained_tag: str | None, device: torch.device, fp16: bool,
            name: str, model_overrides: dict | None = None, preprocess: dict | None = None) -> ClipEncoder:
     """The one code path that turns a checkpoint file into a ClipEncoder (real and tiny checkpoints)."""
@@ -354,11 +326,11 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
             * an open_clip architecture name (``"ViT-B-32"``, ``"ViT-L-14"``, …; see
               ``open_clip.list_models()``) — weights for tag `pretrained` are taken from the cache, or
               downloaded into `cache_dir` when the network is reachable;
-            * a path to a local checkpoint: our tiny-CLIP file (`testing.make_tiny_clip`), or an
+            * a path to a local checkpoint: our tiny-CLIP file (`test_encoders.make_tiny_clip`), or an
               open_clip/OpenAI state dict (.pt/.pth/.bin/.safetensors, also OpenAI's TorchScript ``ViT-B-32.pt``)
-              for architecture `arch`;
-            * ``"tiny:<path>"``: a tiny-CLIP checkpoint, explicitly; ``"tiny"``: the one at
-              ``<cache_dir>/tiny_clip.pt``, written by `testing.make_tiny_clip` on first use.
+              for architecture `arch`.
+            The test encoder names ``"tiny"`` / ``"tiny:<path>"`` / ``"oracle:…"`` are refused here (ValueError
+            pointing at `factory.load_encoder`).
         pretrained: open_clip weight tag (default ``"openai"``). For a local non-tiny file it names what the
             file holds, which selects QuickGELU and the mean/std (OpenAI weights need QuickGELU).
         device: "cpu", "cuda", a torch.device, or "auto"/None (CUDA when available).
@@ -370,35 +342,28 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
         ClipEncoder on `device`, eval mode, all parameters frozen.
     Raises:
         ValueError: unknown model name (message says how to list valid names), unknown tag for the
-            architecture, a path that does not exist, fp16 on CPU.
+            architecture, a path that does not exist, fp16 on CPU, a test encoder name.
         ClipWeightsMissing: weights not cached and no network (or HF_HUB_OFFLINE=1); raised within ~3 s.
     """
     import open_clip
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     raw = os.fspath(name_or_path)
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError(f"name_or_path must be a model name or a file path, got {name_or_path!r}; "
                          "use 'ViT-B-32' (AvatarCLIP's model) or a path to a checkpoint")
-    if raw == "tiny":  # the random-init tiny CLIP in the cache folder, written on first use
-        from .testing import make_tiny_clip
-
-        tiny = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "tiny_clip.pt"
-        if not tiny.is_file():
-            make_tiny_clip(tiny)
-        raw = _TINY_PREFIX + str(tiny)
-    forced_tiny = raw.startswith(_TINY_PREFIX)
-    path = Path(raw[len(_TINY_PREFIX):] if forced_tiny else raw).expanduser()
-    looks_like_path = forced_tiny or path.suffix in _CHECKPOINT_SUFFIXES or os.sep in raw and not raw.startswith("hf-hub:")
+    if is_test_encoder_name(raw):
+        raise ValueError(f"{raw!r} is a test encoder name, which load_clip does not load: use "
+                         "avatarclip_core.guidance.load_encoder (with AVATARCLIP_TEST_ENCODERS=1), or pass the path "
+                         "of a tiny-CLIP file without the 'tiny:' prefix")
+    path = Path(raw).expanduser()
+    looks_like_path = path.suffix in _CHECKPOINT_SUFFIXES or os.sep in raw and not raw.startswith("hf-hub:")
 
     if path.is_file():
         meta = _read_tiny_meta(path)
         if meta is not None:
             return _build(meta["arch"], str(path), None, dev, fp16, name=f"tiny:{path}",
                           model_overrides=meta["model_cfg"], preprocess=meta.get("preprocess_cfg"))
-        if forced_tiny:
-            raise ValueError(f"{path} is not a tiny-CLIP checkpoint (no {TINY_CLIP_FORMAT!r} entry); write one with "
-                             "avatarclip_core.guidance.testing.make_tiny_clip(path) or drop the 'tiny:' prefix")
         if arch is None:
             arch = path.stem if path.stem in open_clip.list_models() else "ViT-B-32"
         if arch not in open_clip.list_models():
@@ -447,8 +412,8 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
                 f"CLIP weights for {arch_name} / {pretrained} are not cached and cannot be downloaded ({why}). "
                 f"Download them on a machine with internet from {source} and put the file at {drop} "
                 f"(cache folder {cdir}; the env var AVATARCLIP_CACHE moves its parent folder), or {_CONFIG_HINT}. "
-                "For tests and CPU smoke runs without weights, use a tiny CLIP: "
-                "`run.clip_model = tiny` / `--clip tiny` (or make_tiny_clip(path) and `tiny:<path>`).")
+                "For tests and CPU smoke runs without weights, set AVATARCLIP_TEST_ENCODERS=1 and use the "
+                "random-weight tiny CLIP: `run.clip_model = tiny` / `--clip tiny`.")
         cdir.mkdir(parents=True, exist_ok=True)
         cached = open_clip.download_pretrained(pcfg, cache_dir=str(cdir))
     return _build(arch_name, cached, pretrained, dev, fp16, name=f"{arch_name}/{pretrained}")

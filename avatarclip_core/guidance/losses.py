@@ -1,7 +1,7 @@
 """CLIP objectives used by AvatarCLIP (docs/method.md §1.3 step 5, §3.8, §6.1).
 
-Embeddings may come from any encoder of this package (real CLIP, tiny CLIP, oracles); they need not be
-normalised — every function normalises first, so raw CLIP features (as in the official code's offsets) work too.
+Embeddings come from an `Encoder` (guidance/encoder.py); they need not be normalised — every function normalises
+first, so raw CLIP features (as in the official code's offsets) work too.
 """
 from __future__ import annotations
 

@@ -7,6 +7,12 @@ angles in degrees, R = Rz·Rx·Ry, converted with scipy.spatial.transform.Rotati
 unwrapped over time. End sites continue the head, wrists and toes. Units: metres by default (`scale=1`, so
 Blender imports it at the right size); `scale=100` writes centimetres. The root position channels hold the
 absolute pelvis position (rest pelvis + root translation). Frame = avatar frame (y up, faces +z).
+
+The text is written here, not with `bvhio.writeBvh`: bvhio's writer derives each frame's Euler angles from
+that frame's quaternion alone (`Pose.getEuler`, float32), so it cannot write channels unwrapped over time —
+a turning capture then jumps by 360° between frames (17 such jumps on a retargeted CMU salsa clip, none
+here), which players that interpolate Euler channels show as a spin. It re-reads to the same joint positions
+(within 3e-6 m); the file is read back with bvhio (`bvh_retarget.read_bvh`) in the tests.
 """
 from __future__ import annotations
 
@@ -34,14 +40,19 @@ def _end_site(j: int, rest: np.ndarray) -> np.ndarray:
 
 def write_bvh(path: str | os.PathLike, poses: torch.Tensor, root_translation: torch.Tensor | None, fps: float,
               rest_joints: torch.Tensor, scale: float = 1.0) -> Path:
-    """Write a (T, 22, 3) motion as a BVH file, atomically.
+    """Write a (T, 22, 3) motion as a BVH file, atomically (`io.atomic_write_text`, UTF-8).
+
+    Joints in depth-first order from `pelvis` (children in SMPL index order), OFFSETs and values with 6
+    decimals, `Frames: T`, `Frame Time: 1/fps` (8 decimals), one line per frame: the root's 3 positions, then
+    3 rotation angles (degrees, `ROTATION_ORDER`) per joint in hierarchy order.
 
     Args:
         path: output file (.bvh); parent folders are created.
         poses: (T, 22, 3) local axis-angle, radians, SMPL order (zero = T-pose).
         root_translation: (T, 3) metres added to the rest pelvis position, or None (zeros).
         fps: frames per second (> 0); written as Frame Time 1/fps.
-        rest_joints: (22, 3) rest joint positions in metres (avatar frame), e.g. body.rest(shape)[1][0].
+        rest_joints: (22, 3) (or (1, 22, 3)) rest joint positions in metres (avatar frame), e.g.
+            body.rest(shape)[1][0].
         scale: multiplies every length (1 = metres, 100 = centimetres).
     Returns:
         The written path.

@@ -1,8 +1,8 @@
 """Retarget BVH motion capture onto the 22-joint skeleton (docs/design.md §3) by bone directions in world space.
 
-Method (docs/method.md, Motion priors): the BVH file is parsed with `bvhio`; world joint positions
-come from the BVH forward kinematics (`bvh_world_positions`, checked against bvhio's own hierarchy in the
-tests); each of our 22 joints is mapped to a BVH joint, an end site or a point between two BVH joints
+Method (docs/method.md, Motion priors, "Retargeting"): the BVH file is parsed with `bvhio`; world joint positions
+come from the BVH forward kinematics (`read_bvh`, checked against bvhio's own hierarchy in the tests); each of
+our 22 joints is mapped to a BVH joint, an end site or a point between two BVH joints
 (`SKELETON_MAPS`); positions are resampled to 30 fps and converted to the avatar frame (metres, y up, the
 body faces +z, x = the body's left). Then, for OUR T-pose skeleton, every joint's global rotation is chosen
 so that its rest child-bone direction(s) land on the observed ones:
@@ -134,10 +134,21 @@ def _quat_wxyz_to_matrix(q: np.ndarray) -> np.ndarray:
 def read_bvh(path: str | os.PathLike) -> BvhClip:
     """Parse a BVH file with bvhio and compute world joint and end-site positions for every frame.
 
-    Standard BVH kinematics: R_world[j] = R_world[parent] · R_local[j] (channels as read by bvhio, intrinsic
-    Euler in the file's channel order); p_world[j] = p_world[parent] + R_world[parent] · p_local[j], where
-    p_local is the OFFSET, or the position channels where the joint has them.
+    bvhio parses the file and turns each frame's rotation channels into a quaternion (intrinsic Euler in the
+    file's channel order, degrees); the world transforms are then composed here with standard BVH kinematics,
+    vectorised over frames: R_world[j] = R_world[parent] · R_local[j]; p_world[j] = p_world[parent] +
+    R_world[parent] · p_local[j], where p_local is the OFFSET, or the position channels where the joint has
+    them; end site = p_world[j] + R_world[j] · end-site OFFSET. bvhio's own world transforms
+    (`readAsHierarchy`, `Joint.loadPose(frame)`, `.PositionWorld`) give the same positions (measured on CMU
+    clips of all five skeletons of ../shared/data/cmu_mocap: max difference 1.4e-4 BVH units, float32 in
+    bvhio) but cost 2–60 ms per frame in Python (about 2.5 h for the 150 CMU clips, against 100 s here), so
+    they serve only as the reference of the tests.
 
+    Args:
+        path: a .bvh file (any skeleton, any channel order; units and world frame as in the file).
+    Returns:
+        `BvhClip` with names and parents in file (depth-first) order, positions and end_sites (F, J, 3)
+        float64 in BVH units and the BVH world frame, and the header's frame time (seconds).
     Raises:
         FileNotFoundError: when `path` does not exist. SyntaxError (bvhio) on a malformed file.
     """
@@ -186,7 +197,10 @@ def detect_skeleton(names: list[str]) -> str:
 
 
 def map_joints(clip: BvhClip, skeleton_type: str | None = None) -> tuple[np.ndarray, str]:
-    """(F, 22, 3) positions of our 22 joints in BVH units and BVH world frame, and the skeleton key."""
+    """(F, 22, 3) float64 positions of our 22 joints (SMPL order) in BVH units and the BVH world frame, and the
+    skeleton key (`skeleton_type`, or `detect_skeleton(clip.names)` when None).
+
+    Raises ValueError on an unknown `skeleton_type` or an undetectable skeleton."""
     skeleton_type = skeleton_type or detect_skeleton(clip.names)
     if skeleton_type not in SKELETON_MAPS:
         raise ValueError(f"skeleton_type={skeleton_type!r} is unknown; use one of {list(SKELETON_MAPS)}")
@@ -205,7 +219,10 @@ def map_joints(clip: BvhClip, skeleton_type: str | None = None) -> tuple[np.ndar
 
 
 def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linearly resample (F, ...) frames from `fps_in` to `fps_out` (times k / fps_out within the clip)."""
+    """Linearly resample (F, ...) frames from `fps_in` to `fps_out` (times k / fps_out within the clip).
+
+    Returns (n, ...) float64 with n = ⌊(F − 1) · fps_out / fps_in⌋ + 1.
+    Raises ValueError unless both rates are > 0."""
     if fps_in <= 0 or fps_out <= 0:
         raise ValueError(f"frame rates must be positive, got fps_in={fps_in}, fps_out={fps_out}")
     F = x.shape[0]
@@ -293,7 +310,10 @@ def solve_rotations(joints: torch.Tensor, rest_joints: torch.Tensor | None = Non
 
 def retarget_bvh(path: str | os.PathLike, rest_joints: torch.Tensor | None = None, fps: float | None = None,
                  target_fps: float = 30.0, skeleton_type: str | None = None) -> RetargetedClip:
-    """Retarget one BVH file (either skeleton of ../shared/data/cmu_mocap) to the 22-joint skeleton.
+    """Retarget one BVH file on a skeleton of `SKELETON_MAPS` to the 22-joint skeleton.
+
+    Mapped skeletons: the iClone CC3 and cgspeed Daz conversions of ../shared/data/cmu_mocap and our own
+    `write_bvh` export; the other skeletons of extra/ (cmu31, cmu31_asfnames, cgspeed_max) raise ValueError.
 
     Args:
         path: BVH file.
@@ -303,10 +323,12 @@ def retarget_bvh(path: str | os.PathLike, rest_joints: torch.Tensor | None = Non
         target_fps: output rate (30, as AvatarCLIP's motions).
         skeleton_type: key of `SKELETON_MAPS`; detected from the joint names by default.
     Returns:
-        RetargetedClip with poses (T, 22, 3), root_translation (T, 3) metres (pelvis displacement from our
-        rest pelvis, avatar frame), fps = target_fps.
+        RetargetedClip with poses (T, 22, 3) float32 local axis-angle (radians), root_translation (T, 3)
+        float32 metres (pelvis displacement from our rest pelvis, avatar frame), joints (T, 22, 3) float32
+        metres, fps = target_fps.
     Raises:
-        FileNotFoundError, ValueError (unknown skeleton, bad frame rates).
+        FileNotFoundError (missing file), SyntaxError (malformed BVH), ValueError (unknown skeleton, bad frame
+        rates).
     """
     clip = read_bvh(path)
     pos, skeleton_type = map_joints(clip, skeleton_type)
@@ -325,8 +347,9 @@ def bone_direction_error(poses: torch.Tensor, joints: torch.Tensor,
                          rest_joints: torch.Tensor | None = None) -> torch.Tensor:
     """Angle (radians) between each of the 21 bones of FK(poses, rest_joints) and of observed `joints`.
 
-    Bone-length normalised by construction (directions only). Args: poses (T, 22, 3), joints (T, 22, 3).
-    Returns (T, 21) angles for the bones parent(j)→j, j = 1..21.
+    Bone-length normalised by construction (directions only). Args: poses (T, 22, 3) axis-angle (radians),
+    joints (T, 22, 3) (any units, avatar frame), rest_joints (22, 3) metres (default `DEFAULT_REST_JOINTS`).
+    Returns (T, 21) float64 angles in [0, π] for the bones parent(j)→j, j = 1..21.
     """
     rest = (DEFAULT_REST_JOINTS if rest_joints is None else rest_joints).to(torch.float64)
     tr, _ = skeleton.forward_kinematics(poses.to(torch.float64), rest)

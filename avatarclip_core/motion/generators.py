@@ -14,7 +14,12 @@ retrieval (`PoseParams.azimuths_deg`, …); the reference's per-step N(0, 0.3²)
 
 Motion ("interpolate" | "optimize"):
 * "interpolate" — `interpolate_motion` (slerp through the candidates).
-* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's 256-d latent.
+* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's 256-d latent; its renders use
+  the camera distance, elevation, field of view, colour and background of the run's `PoseParams` (the
+  `poses` section), passed explicitly as `pose_params`.
+
+Timing: `generate_poses` / `generate_motion` fill `timings["seconds"]` (wall time of the generation, seconds)
+when the caller passes a `timings` dict; nothing is kept on the functions themselves.
 """
 from __future__ import annotations
 
@@ -24,7 +29,6 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import skeleton
-from ..cameras import orbit_cameras
 from .interpolation import MotionParams, interpolate_motion
 from .priors import (MotionVAE, PoseVAE, axis_angle_to_rot6d, body_rotmats_to_pose, load_motion_vae,
                      load_pose_vae, rotmat_to_axis_angle, rotmat_to_rot6d)
@@ -35,9 +39,19 @@ def clip_pose_scores(encoder, body, poses: torch.Tensor, text_e: torch.Tensor, c
                      color=(0.78, 0.68, 0.6), background: float = 0.0, sigma: float = 0.5) -> torch.Tensor:
     """CLIP score of poses: cos(normalised mean over the cameras of the unit image embeddings, text).
 
-    The reference's `get_pose_feature` + cosine (§6): poses (P, 22, 3) axis-angle rendered on the body's
-    default shape from every camera (`render_poses`, Lambert, uniform `color` on `background`).
-    Args: text_e (D,) unit text embedding. Returns (P,) float32, differentiable w.r.t. `poses`.
+    The pose feature of docs/method.md §6 (AvatarCLIP's `get_pose_feature`) and its cosine with the text.
+
+    Args:
+        encoder: CLIP-like encoder (`encode_image(images, alpha)`; its `.device`, default CPU, is where the
+            renders run).
+        body: `BodyModel`; the poses are rendered on its default shape (`render_poses`, Lambert shading).
+        poses: (P, 22, 3) float axis-angle, radians, SMPL order.
+        text_e: (D,) unit text embedding (`retrieval.text_embedding`).
+        cameras: C cameras (e.g. `cameras.orbit_cameras`), avatar frame, metres.
+        image_size: square render size in pixels.
+        color: RGB albedo in [0, 1]; background: grey level in [0, 1]; sigma: silhouette edge softness, pixels.
+    Returns:
+        (P,) float32 scores in [-1, 1] on the CPU, differentiable w.r.t. `poses`.
     """
     device = getattr(encoder, "device", torch.device("cpu"))
     rgb, alpha = render_poses(body, poses, cameras, image_size, color, background, device=device, sigma=sigma)
@@ -54,27 +68,35 @@ def _optimize(decode, init: torch.Tensor, encoder, text: str, body, params: Pose
     sorted by a fresh score, the scores and the per-step mean loss."""
     text_e = text_embedding(encoder, text)
     cams = _cameras(params)
+
+    def score(poses):
+        return clip_pose_scores(encoder, body, poses, text_e, cams, params.image_size, params.color,
+                                params.background, params.sigma)
+
     x = init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=params.lr)
     history = []
     for _ in tqdm(range(params.num_iterations), desc=desc, disable=not progress):
-        scores = clip_pose_scores(encoder, body, decode(x), text_e, cams, params.image_size, params.color,
-                                  params.background, params.sigma)
-        loss = (1.0 - scores).sum()
+        loss = (1.0 - score(decode(x))).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
         history.append(loss.item() / x.shape[0])
     with torch.no_grad():
         poses = decode(x).detach()
-        scores = clip_pose_scores(encoder, body, poses, text_e, cams, params.image_size, params.color,
-                                  params.background, params.sigma)
+        scores = score(poses)
     order = torch.argsort(scores, descending=True, stable=True)
     return poses[order].float(), scores[order].float(), history
 
 
 def _generator(generator):
     return generator if generator is not None else torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+
+
+def _record_seconds(timings: dict | None, t0: float) -> None:
+    """Set `timings["seconds"]` to the wall time since `t0` (`time.perf_counter()`) when `timings` is a dict."""
+    if timings is not None:
+        timings["seconds"] = time.perf_counter() - t0
 
 
 def optimize_poses(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
@@ -121,25 +143,32 @@ def optimize_pose_latents(encoder, text: str, body, params: PoseParams | None = 
 
 
 def generate_poses(encoder, text: str, body, params: PoseParams | None = None, cache_dir=None,
-                   progress: bool = True, library=None, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   progress: bool = True, library=None, generator: torch.Generator | None = None,
+                   timings: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stage 4 dispatcher on `params.generator` ("library" | "optimize" | "latent", see `PoseParams`).
 
+    Args:
+        encoder, text, body: as `retrieve_poses` / `optimize_poses`.
+        params: `PoseParams` (default `PoseParams()`).
+        cache_dir, library: "library" only (`retrieve_poses`).
+        generator: torch.Generator for the optimisers' initial values (ignored by "library").
+        timings: optional dict; when given, `timings["seconds"]` is set to the wall time (float, seconds) of the
+            generation.
     Returns:
-        poses (K', 22, 3) float32 axis-angle sorted by CLIP score, scores (K',) descending, library indices
+        poses (K', 22, 3) float32 axis-angle sorted by CLIP score, scores (K',) float32 descending, library indices
         (K',) int64 ("library"; −1 for the optimisers). K' = top_k for the optimisers, ≤ top_k for the library.
     Raises:
         ValueError: invalid params or a blank text; FileNotFoundError: a missing library / prior.
     """
     params = (params or PoseParams()).validate()
-    t0 = time.time()
+    t0 = time.perf_counter()
     if params.generator == "library":
         out = retrieve_poses(encoder, text, body, params, cache_dir=cache_dir, progress=progress, library=library)
     else:
         fn = optimize_poses if params.generator == "optimize" else optimize_pose_latents
         poses, scores = fn(encoder, text, body, params, progress=progress, generator=generator)
         out = (poses, scores, torch.full((poses.shape[0],), -1, dtype=torch.long))
-    generate_poses.last_seconds = time.time() - t0
+    _record_seconds(timings, t0)
     return out
 
 
@@ -150,20 +179,39 @@ class MotionOptimizer:
     Per Adam step (lr `params.lr`), with the decoded motion (T = 60, 21 body joints):
       * reconstruction: Σ_k c_k · min_t MSE6D(frame t, candidate k) — MSE over the 21 joints × 6 of the 6D
         representations; c = `recon_coef` truncated to the K candidates (rank order);
-      * CLIP (when clip_coef > 0): s ~ U{0 … clip_num_part − 1}; frames s and s + clip_num_part rendered from
-        the one camera at `azimuth_deg`; Σ_j (1 − cos(image_j, text)) · frame_j / T, × clip_coef;
+      * CLIP (when clip_coef > 0): s ~ U{0 … clip_num_part − 1}; frames s and s + clip_num_part rendered
+        (`params.image_size`, `params.sigma`) from the one camera `render_cameras()`; Σ_j (1 − cos(image_j,
+        text)) · frame_j / T, × clip_coef;
       * delta: − delta_coef × mean squared difference of consecutive frames' axis-angles.
+
+    Args:
+        params: `MotionParams` (default: generator "optimize", the reference's settings).
+        encoder, body: CLIP-like encoder and `BodyModel`, needed when clip_coef > 0.
+        vae: the motion prior (default `load_motion_vae()`, CPU).
+        pose_params: the run's `PoseParams` (the `poses` section); its `distance` (m), `elevation_deg`,
+            `fov_deg`, `color` and `background` set the CLIP renders' camera and look, as in stage 4
+            (default `PoseParams()`).
     Attributes after `run`: `history` list of dicts (total, recon, clip, delta) per step.
+    Raises:
+        ValueError: invalid params, or a prior whose window differs from `params.num_frames`.
+        FileNotFoundError: the motion prior's weights are missing.
     """
 
-    def __init__(self, params: MotionParams | None = None, encoder=None, body=None, vae: MotionVAE | None = None):
+    def __init__(self, params: MotionParams | None = None, encoder=None, body=None, vae: MotionVAE | None = None,
+                 pose_params: PoseParams | None = None):
         self.params = (params or MotionParams(generator="optimize")).validate()
+        self.pose_params = (pose_params or PoseParams()).validate()
         self.encoder, self.body = encoder, body
         self.vae = vae or load_motion_vae()
         if self.vae.num_frames != self.params.num_frames:
             raise ValueError(f"MotionParams.num_frames={self.params.num_frames} differs from the motion prior's "
                              f"window ({self.vae.num_frames}); use num_frames={self.vae.num_frames}")
         self.history: list[dict] = []
+
+    def render_cameras(self):
+        """The one CLIP camera: orbit camera at `params.azimuth_deg` (degrees, 0 = the body's front) with
+        `pose_params`' elevation (degrees), distance (m) and horizontal field of view (degrees)."""
+        return _cameras(self.pose_params, azimuths=[self.params.azimuth_deg])
 
     def run(self, candidates: torch.Tensor, text: str | None = None, progress: bool = True,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,7 +242,7 @@ class MotionOptimizer:
         T = p.num_frames
         if use_clip:
             text_e = text_embedding(self.encoder, text)
-            cams = orbit_cameras(PoseParams.distance, [PoseParams.elevation_deg], [p.azimuth_deg], PoseParams.fov_deg)
+            cams = self.render_cameras()
         z = torch.randn(1, self.vae.latent_dim, generator=gen).requires_grad_(True)
         opt = torch.optim.Adam([z], lr=p.lr)
         self.history = []
@@ -212,7 +260,7 @@ class MotionOptimizer:
                 frames = [s, s + p.clip_num_part]
                 poses = torch.cat([torch.zeros(2, 1, 3), aa[frames]], dim=1)
                 scores = clip_pose_scores(self.encoder, self.body, poses, text_e, cams, p.image_size,
-                                          PoseParams.color, PoseParams.background, p.sigma)
+                                          self.pose_params.color, self.pose_params.background, p.sigma)
                 w = torch.tensor(frames, dtype=torch.float32) / T
                 clip = ((1.0 - scores) * w).sum()
                 loss = loss + p.clip_coef * clip
@@ -227,22 +275,32 @@ class MotionOptimizer:
 
 def generate_motion(candidates: torch.Tensor, params: MotionParams | None = None, encoder=None,
                     text: str | None = None, body=None, progress: bool = True,
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator | None = None, pose_params: PoseParams | None = None,
+                    timings: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 5 dispatcher on `params.generator` ("interpolate" | "optimize", see `MotionParams`).
 
     Args:
-        candidates: (K, 22, 3) ranked poses from stage 4, K ≥ 1.
+        candidates: (K, 22, 3) ranked axis-angle poses (radians) from stage 4, best first, K ≥ 1.
+        params: `MotionParams` (default `MotionParams()`, "interpolate").
         encoder, text, body: needed by "optimize" when clip_coef > 0 (ignored by "interpolate").
+        generator: torch.Generator of "optimize" (z's initialisation, frame sampling).
+        pose_params: the run's `PoseParams`, whose camera and colour settings "optimize" renders with (see
+            `MotionOptimizer`; default `PoseParams()`; ignored by "interpolate").
+        timings: optional dict; when given, `timings["seconds"]` is set to the wall time (float, seconds) of the
+            generation.
     Returns:
-        poses (T, 22, 3), root_translation (T, 3) metres (zeros).
+        poses (T, 22, 3) axis-angle (radians; "optimize": float32, T = 60, zero global orientation;
+        "interpolate": the candidates' dtype), root_translation (T, 3) metres (zeros).
     Raises:
         ValueError: invalid params / candidates, or missing encoder/text/body for "optimize" with CLIP.
+        FileNotFoundError: "optimize" without the motion prior's weights.
     """
     params = (params or MotionParams()).validate()
-    t0 = time.time()
+    t0 = time.perf_counter()
     if params.generator == "interpolate":
         out = interpolate_motion(candidates, params)
     else:
-        out = MotionOptimizer(params, encoder, body).run(candidates, text, progress=progress, generator=generator)
-    generate_motion.last_seconds = time.time() - t0
+        out = MotionOptimizer(params, encoder, body, pose_params=pose_params).run(
+            candidates, text, progress=progress, generator=generator)
+    _record_seconds(timings, t0)
     return out

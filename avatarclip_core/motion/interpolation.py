@@ -12,13 +12,14 @@ import roma
 import torch
 
 from .. import skeleton
+from ..params import Params, param
 
 
 MOTION_GENERATORS = ("interpolate", "optimize")
 
 
 @dataclass
-class MotionParams:
+class MotionParams(Params):
     """Settings of stage 5, poses → motion (docs/method.md §6.2 / §7.2 `motion_generator`).
 
     Attributes:
@@ -40,58 +41,35 @@ class MotionParams:
         clip_num_part: "optimize": frames s ~ U{0 … clip_num_part − 1} and s + clip_num_part are rendered
             each step (reference 30).
         azimuth_deg: "optimize": camera azimuth of those renders, degrees, 0 = the body's front (reference NR
-            azimuth 150 = front − 30°).
+            azimuth 150 = front − 30°). Their camera distance, elevation and field of view, the body colour
+            and the background come from the run's `PoseParams` (the `poses` section, as stage 4's renders),
+            passed to `generate_motion` / `MotionOptimizer` as `pose_params`.
         image_size: "optimize": square render size in pixels fed to the encoder (reference 224).
         sigma: "optimize": silhouette edge softness (pixels) of those renders.
     """
 
-    generator: str = "interpolate"
-    num_frames: int = 60
-    fps: float = 30.0
+    generator: str = param("interpolate", choices=MOTION_GENERATORS)
+    num_frames: int = param(60, ge=1, fix="the reference uses 60")
+    fps: float = param(30.0, gt=0, fix="a frame rate such as 30")
     ease: bool = False
-    num_iterations: int = 5000
-    lr: float = 0.01
-    recon_coef: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2)
-    clip_coef: float = 0.001
-    delta_coef: float = 0.01
-    clip_num_part: int = 30
+    num_iterations: int = param(5000, ge=0)
+    lr: float = param(0.01, gt=0, fix="an Adam learning rate such as 0.01")
+    recon_coef: tuple[float, ...] = param((1.0, 0.8, 0.6, 0.4, 0.2), ge=0)
+    clip_coef: float = param(0.001, ge=0)
+    delta_coef: float = param(0.01, ge=0)
+    clip_num_part: int = param(30, ge=1)
     azimuth_deg: float = -30.0
-    image_size: int = 224
-    sigma: float = 0.5
+    image_size: int = param(224, ge=1)
+    sigma: float = param(0.5, gt=0, fix="an edge softness in pixels such as 0.5")
 
-    def validate(self) -> "MotionParams":
-        """Return self; raise ValueError naming the field, its value and the fix."""
-        if not isinstance(self.num_frames, int) or self.num_frames < 1:
-            raise ValueError(f"MotionParams.num_frames={self.num_frames!r} is invalid; use an integer ≥ 1 "
-                             f"(the reference uses 60)")
-        if not self.fps > 0:
-            raise ValueError(f"MotionParams.fps={self.fps!r} is invalid; use a positive frame rate such as 30")
-        if not isinstance(self.ease, bool):
-            raise ValueError(f"MotionParams.ease={self.ease!r} is invalid; use True or False")
-
-        def bad(name, fix):
-            raise ValueError(f"MotionParams.{name}={getattr(self, name)!r} is invalid; {fix}")
-
-        if self.generator not in MOTION_GENERATORS:
-            bad("generator", f"use one of {', '.join(map(repr, MOTION_GENERATORS))}")
-        for name in ("num_iterations", "clip_num_part", "image_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "num_iterations" else 1):
-                bad(name, "use a positive integer" if name != "num_iterations" else "use an integer ≥ 0")
-        if not self.lr > 0:
-            bad("lr", "use a positive Adam learning rate such as 0.01")
-        if len(self.recon_coef) < 1 or not all(c >= 0 for c in self.recon_coef):
-            bad("recon_coef", "give one or more non-negative weights, best candidate first, e.g. (1, 0.8, 0.6, 0.4, 0.2)")
-        if not self.clip_coef >= 0 or not self.delta_coef >= 0:
-            bad("clip_coef" if not self.clip_coef >= 0 else "delta_coef", "use a non-negative weight")
-        if not self.sigma > 0:
-            bad("sigma", "use a positive edge softness in pixels such as 0.5")
-        if self.generator == "optimize":
-            if self.num_frames != 60:
-                bad("num_frames", "the motion prior decodes 60-frame windows: use 60 with generator 'optimize'")
-            if self.clip_num_part >= self.num_frames:
-                bad("clip_num_part", f"use a value < num_frames ({self.num_frames}), e.g. 30")
-        return self
+    def relations(self):
+        yield (len(self.recon_coef) >= 1, "recon_coef",
+               "give one or more non-negative weights, best candidate first, e.g. (1, 0.8, 0.6, 0.4, 0.2)")
+        optimize = self.generator == "optimize"
+        yield (not optimize or self.num_frames == 60, "num_frames",
+               "the motion prior decodes 60-frame windows: use 60 with generator 'optimize'")
+        yield (not optimize or self.clip_num_part < self.num_frames, "clip_num_part",
+               f"use a value < num_frames ({self.num_frames}), e.g. 30")
 
 
 def anchor_frames(num_candidates: int, num_frames: int) -> torch.Tensor:

@@ -84,7 +84,10 @@ def farthest_point_selection(poses: torch.Tensor, max_count: int, min_distance: 
 
 
 def split_clips(clip_ids: list[str], test_fraction: float = 0.15, seed: int = 0) -> list[str]:
-    """'train' / 'test' per clip, a held-out split by clip (never by frame), deterministic given `seed`."""
+    """'train' / 'test' per clip, a held-out split by clip (never by frame), deterministic given `seed`.
+
+    round(test_fraction · N) clips, drawn by `numpy.random.default_rng(seed).permutation`, are 'test'; the list
+    follows `clip_ids`' order. Raises ValueError unless 0 ≤ test_fraction < 1."""
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     order = np.random.default_rng(seed).permutation(len(clip_ids))

@@ -226,13 +226,13 @@ def _load(cls, path, default, device):
 def load_pose_vae(path: str | os.PathLike | None = None, device="cpu") -> PoseVAE:
     """The shipped pose prior (avatarclip_core/assets/pose_vae.pt), in eval mode with gradients disabled on
     its weights (gradients still flow to the latent). `.extra` holds 'joint_limits' {'lo', 'hi'} (21, 3) rad.
-    Raises FileNotFoundError when missing."""
+    Raises FileNotFoundError when missing, ValueError when the file holds another kind of model."""
     return _load(PoseVAE, path, POSE_VAE_PATH, device)
 
 
 def load_motion_vae(path: str | os.PathLike | None = None, device="cpu") -> MotionVAE:
     """The shipped motion prior (avatarclip_core/assets/motion_vae.pt), eval mode, frozen weights.
-    Raises FileNotFoundError when missing."""
+    Raises FileNotFoundError when missing, ValueError when the file holds another kind of model."""
     return _load(MotionVAE, path, MOTION_VAE_PATH, device)
 
 

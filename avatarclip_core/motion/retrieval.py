@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import skeleton
 from ..cameras import orbit_cameras
+from ..params import Params, param
 from ..paths import cache_root
 from .pose_library import PoseLibrary, load_pose_library, pose_distance
 
@@ -29,7 +30,7 @@ _RENDER_VERSION = 1  # bump when the rendering of library poses changes (invalid
 
 
 @dataclass
-class PoseParams:
+class PoseParams(Params):
     """Settings of stage 4, text → poses (docs/method.md §6.1 / §7.2 `pose_generator`).
 
     Attributes:
@@ -63,64 +64,29 @@ class PoseParams:
             (`render_mesh` sigma; > 0 so that silhouette gradients reach the pose).
     """
 
-    top_k: int = 5
-    pre_topk: int = 40
-    dup_threshold: float = 0.07
+    top_k: int = param(5, ge=1)
+    pre_topk: int = param(40, ge=1)
+    dup_threshold: float = param(0.07, ge=0, fix="an angle in radians such as 0.07")
     azimuths_deg: tuple[float, ...] = (-60.0, -30.0, 0.0, 30.0, 60.0)
     elevation_deg: float = 0.0
-    distance: float = 2.4
-    fov_deg: float = 60.0
-    image_size: int = 224
-    color: tuple[float, float, float] = (0.78, 0.68, 0.6)
-    background: float = 0.0
-    library_limit: int = 0
-    batch_size: int = 8
-    generator: str = "library"
-    num_iterations: int = 500
-    lr: float = 0.01
-    init_std: float = 0.1
-    init_pose: str = "stand"
-    sigma: float = 0.5
+    distance: float = param(2.4, gt=0, fix="a camera distance in metres such as 2.4")
+    fov_deg: float = param(60.0, gt=0, lt=180)
+    image_size: int = param(224, ge=1)
+    color: tuple[float, float, float] = param((0.78, 0.68, 0.6), ge=0, le=1, fix="an RGB triple in [0, 1]")
+    background: float = param(0.0, ge=0, le=1, fix="a grey level")
+    library_limit: int = param(0, ge=0, fix="0 = all poses")
+    batch_size: int = param(8, ge=1)
+    generator: str = param("library", choices=POSE_GENERATORS)
+    num_iterations: int = param(500, ge=0, fix="the reference uses 500")
+    lr: float = param(0.01, gt=0, fix="an Adam learning rate such as 0.01")
+    init_std: float = param(0.1, ge=0, fix="a standard deviation in radians such as 0.1")
+    init_pose: str = param("stand", choices=("stand", "rest"), fix="'stand' = arms down, 'rest' = T-pose")
+    sigma: float = param(0.5, gt=0, fix="0 would stop silhouette gradients")
 
-    def validate(self) -> "PoseParams":
-        """Return self; raise ValueError naming the field, its value and the fix."""
-        def bad(name, fix):
-            raise ValueError(f"PoseParams.{name}={getattr(self, name)!r} is invalid; {fix}")
-
-        for name in ("top_k", "pre_topk", "image_size", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(name, "use an integer ≥ 1")
-        if self.pre_topk < self.top_k:
-            bad("pre_topk", f"use pre_topk ≥ top_k ({self.top_k})")
-        if not self.dup_threshold >= 0:
-            bad("dup_threshold", "use a non-negative angle in radians such as 0.07")
-        if len(self.azimuths_deg) < 1:
-            bad("azimuths_deg", "give at least one azimuth in degrees, e.g. (0,)")
-        if not self.distance > 0:
-            bad("distance", "use a positive camera distance in metres such as 2.4")
-        if not 0 < self.fov_deg < 180:
-            bad("fov_deg", "use a field of view in (0, 180) degrees such as 60")
-        if len(self.color) != 3 or not all(0 <= c <= 1 for c in self.color):
-            bad("color", "use an RGB triple in [0, 1]")
-        if not 0 <= self.background <= 1:
-            bad("background", "use a grey level in [0, 1]")
-        if not isinstance(self.library_limit, int) or self.library_limit < 0:
-            bad("library_limit", "use 0 (all poses) or a positive number of poses")
-        if self.generator not in POSE_GENERATORS:
-            bad("generator", f"use one of {', '.join(map(repr, POSE_GENERATORS))}")
-        if not isinstance(self.num_iterations, int) or isinstance(self.num_iterations, bool) \
-                or self.num_iterations < 0:
-            bad("num_iterations", "use an integer ≥ 0 (the reference uses 500)")
-        if not self.lr > 0:
-            bad("lr", "use a positive Adam learning rate such as 0.01")
-        if not self.init_std >= 0:
-            bad("init_std", "use a non-negative standard deviation in radians such as 0.1")
-        if self.init_pose not in ("stand", "rest"):
-            bad("init_pose", "use 'stand' (arms-down standing pose) or 'rest' (T-pose)")
-        if not self.sigma > 0:
-            bad("sigma", "use a positive edge softness in pixels such as 0.5 (0 would stop silhouette gradients)")
-        return self
+    def relations(self):
+        yield self.pre_topk >= self.top_k, "pre_topk", f"use pre_topk ≥ top_k ({self.top_k})"
+        yield len(self.azimuths_deg) >= 1, "azimuths_deg", "give at least one azimuth in degrees, e.g. (0,)"
+        yield len(self.color) == 3, "color", "use an RGB triple in [0, 1]"
 
     def render_key(self) -> dict:
         """The settings that change the library embeddings (part of the cache key)."""

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
 from .hashgrid import HashGridEncoding
-from .params import NeusInitParams
+from .params import NeusModelParams, RenderingNetworkParams, SDFNetworkParams
 
 
 def positional_encoding(x: torch.Tensor, multires: int) -> torch.Tensor:
@@ -45,26 +45,26 @@ class SDFNetwork(nn.Module):
     concat(x, encoded input)/√2. Softplus β = 100 between layers, weight norm on every linear.
     Geometric init (Atzmon & Lipman): last layer N(√π/√fan_in, 1e-4) with bias −`bias` so that f ≈ |x| − bias;
     first layer only the raw-xyz columns ~ N(0, √2/√fan_out); re-injected PE columns of skip layers zero.
-    `skip_out_fix` (default True) also applies the last rule when the skip layer is the output layer, as in
+    `params.geometric_init_skip_fix` (default True) also applies the last rule when the skip layer is the output layer, as in
     AvatarCLIP's small/full configs (skip_in = [n_layers]); the literal reference code does not, and its
     init is then not a sphere (SDF(0) ≈ +1.6). False reproduces the literal code.
 
-    `encoding` "frequency" (default) is the reference's positional encoding; "hashgrid" replaces it by
-    [xyz, multiresolution hash-grid features] (`hashgrid.HashGridEncoding`, Instant-NGP; `hash` = its kwargs)
+    `params.encoding` "frequency" (default) is the reference's positional encoding; "hashgrid" replaces it by
+    [xyz, multiresolution hash-grid features] (`hashgrid.HashGridEncoding`, Instant-NGP; from `params.hash`)
     — the `fast` preset's encoding. The geometric init is the same (encoding columns start at zero weight).
 
     forward(x (N, 3)) → (N, 1 + d_hidden): column 0 is the SDF in metres, the rest the feature vector.
+    Built from an `SDFNetworkParams` (defaults: the small preset); raises ConfigError on invalid parameters.
     """
 
-    def __init__(self, d_hidden: int = 128, n_layers: int = 3, skip_in=(3,), multires: int = 6,
-                 bias: float = 0.5, scale: float = 1.0, geometric_init: bool = True, weight_norm: bool = True,
-                 skip_out_fix: bool = True, encoding: str = "frequency", hash: dict | None = None):
+    def __init__(self, params: SDFNetworkParams | None = None):
         super().__init__()
-        if encoding not in ("frequency", "hashgrid"):
-            raise ValueError(f"encoding = {encoding!r} is invalid: use 'frequency' or 'hashgrid'")
-        self.multires, self.scale, self.skip_in = multires, scale, tuple(skip_in)
-        self.encoding = encoding
-        self.grid = HashGridEncoding(**(hash or {})) if encoding == "hashgrid" else None
+        p = (params or SDFNetworkParams()).validate()
+        d_hidden, n_layers, multires, bias = p.d_hidden, p.n_layers, p.multires, p.bias
+        geometric_init, weight_norm, skip_out_fix = p.geometric_init, p.weight_norm, p.geometric_init_skip_fix
+        self.multires, self.scale, self.skip_in = multires, p.scale, tuple(p.skip_in)
+        self.encoding = p.encoding
+        self.grid = HashGridEncoding(**p.hash.to_dict()) if p.encoding == "hashgrid" else None
         d_in = 3 + (self.grid.out_dim if self.grid is not None else 6 * multires)
         has_enc = d_in > 3
         dims = [d_in] + [d_hidden] * n_layers + [1 + d_hidden]
@@ -152,7 +152,7 @@ def fit_sphere(sdf: SDFNetwork, radius: float = 0.5, steps: int = 100, seed: int
     IDR's geometric init is only approximately a sphere at AvatarCLIP's widths (3×128 / 4×256: zero level set
     radius 0.41–0.51, ±0.05–0.08 across directions); 100 steps bring it to 0.5 ± 0.02 in every direction,
     the state the reference describes. This is the common NeuS "sphere init" remedy, not in AvatarCLIP's
-    code; `NeusInitParams.sphere_init_steps = 0` disables it. Returns the final L1 error (metres).
+    code; `SDFNetworkParams.sphere_init_steps = 0` disables it. Returns the final L1 error (metres).
     """
     dev = next(sdf.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -170,21 +170,21 @@ def fit_sphere(sdf: SDFNetwork, radius: float = 0.5, steps: int = 100, seed: int
 class ColorNetwork(nn.Module):
     """NeuS rendering network, mode `no_view_dir` (docs/method.md §2.1, §3.1).
 
-    Input concat(x (3), raw ∇f (3), feature (d_feature)) → `n_layers` ReLU layers of `d_hidden` → 3,
+    Input concat(x (3), raw ∇f (3), feature (d_feature)) → `params.n_layers` ReLU layers of `params.d_hidden` → 3,
     sigmoid. With `extra_head` a second weight-normed linear head (d_hidden → 3, sigmoid) branches from the
     last hidden activation (AvatarCLIP's `extra_lin`, the texture head 2).
 
     forward(points, gradients, features) → (N, 3) or, with the extra head, (N, 6) = [head 1, head 2] in [0, 1].
     """
 
-    def __init__(self, d_feature: int = 128, d_hidden: int = 128, n_layers: int = 1, weight_norm: bool = True,
-                 extra_head: bool = False):
+    def __init__(self, params: RenderingNetworkParams | None = None, d_feature: int = 128, extra_head: bool = False):
         super().__init__()
+        p = params or RenderingNetworkParams()
         self.d_in = 6 + d_feature
-        dims = [self.d_in] + [d_hidden] * n_layers + [3]
-        self.layers = nn.ModuleList(_maybe_wn(nn.Linear(dims[i], dims[i + 1]), weight_norm)
+        dims = [self.d_in] + [p.d_hidden] * p.n_layers + [3]
+        self.layers = nn.ModuleList(_maybe_wn(nn.Linear(dims[i], dims[i + 1]), p.weight_norm)
                                     for i in range(len(dims) - 1))
-        self.extra = _maybe_wn(nn.Linear(dims[-2], 3), weight_norm) if extra_head else None
+        self.extra = _maybe_wn(nn.Linear(dims[-2], 3), p.weight_norm) if extra_head else None
 
     def forward(self, points: torch.Tensor, gradients: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         h = torch.cat([points, gradients, features], -1)
@@ -209,30 +209,29 @@ class VarianceNetwork(nn.Module):
 
 
 class NeusModel(nn.Module):
-    """SDF + variance + colour networks of one avatar, with the `NeusInitParams` that built them.
+    """SDF + variance + colour networks of one avatar, with the `NeusModelParams` that built them.
 
     Attributes: sdf (SDFNetwork), variance (VarianceNetwork), color (ColorNetwork; `has_texture_head`
-    tells whether head 2 exists), params (NeusInitParams). Move with `.to(device)`.
+    tells whether head 2 exists), params (NeusModelParams: the network groups and the renderer settings).
+    Move with `.to(device)`. Raises ConfigError on invalid parameters.
     """
 
-    def __init__(self, params: NeusInitParams, texture_head: bool = False):
+    def __init__(self, params: NeusModelParams, texture_head: bool = False):
         super().__init__()
-        params.validate()
-        self.params = params
-        self.sdf = SDFNetwork(params.sdf_hidden, params.sdf_layers, params.skip_in, params.multires,
-                              params.sdf_bias, params.sdf_scale, params.geometric_init, params.weight_norm,
-                              params.geometric_init_skip_fix, params.encoding, params.hash_kwargs())
-        self.variance = VarianceNetwork(params.variance_init)
-        self.color = ColorNetwork(params.sdf_hidden, params.color_hidden, params.color_layers,
-                                  params.weight_norm, extra_head=texture_head)
+        self.params = params.model_params().validate()
+        self.sdf = SDFNetwork(self.params.sdf_network)
+        self.variance = VarianceNetwork(self.params.variance_network.init_val)
+        self.color = ColorNetwork(self.params.rendering_network, self.params.sdf_network.d_hidden,
+                                  extra_head=texture_head)
 
     @classmethod
-    def from_params(cls, params: NeusInitParams, texture_head: bool = False, seed: int = 0) -> "NeusModel":
-        """Fresh model from params: IDR geometric init, then `params.sphere_init_steps` steps of
+    def from_params(cls, params: NeusModelParams, texture_head: bool = False, seed: int = 0) -> "NeusModel":
+        """Fresh model from params: IDR geometric init, then `sdf_network.sphere_init_steps` steps of
         `fit_sphere` (seeded by `seed`); `texture_head` adds colour head 2."""
         model = cls(params, texture_head)
-        if params.geometric_init and params.sphere_init_steps > 0:
-            fit_sphere(model.sdf, params.sdf_bias, params.sphere_init_steps, seed)
+        sdf = model.params.sdf_network
+        if sdf.geometric_init and sdf.sphere_init_steps > 0:
+            fit_sphere(model.sdf, sdf.bias, sdf.sphere_init_steps, seed)
         return model
 
     @property
@@ -250,7 +249,7 @@ class NeusModel(nn.Module):
         if not isinstance(d, dict) or "params" not in d or "state_dict" not in d:
             raise ValueError("NeusModel.from_dict needs a dict with 'params' and 'state_dict' "
                              "(as written by NeusModel.to_dict / the stage checkpoints)")
-        model = cls(NeusInitParams.from_dict(d["params"]), bool(d.get("texture_head", False)))
+        model = cls(NeusModelParams.from_dict(d["params"]), bool(d.get("texture_head", False)))
         model.load_state_dict(d["state_dict"])
         return model.to(device)
 
@@ -263,12 +262,13 @@ class NeusModel(nn.Module):
         new = NeusModel(self.params, texture_head=True).to(next(self.parameters()).device)
         missing, unexpected = new.load_state_dict(self.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("color.extra") for k in missing), (missing, unexpected)
-        lin = nn.Linear(self.params.color_hidden, 3)
+        width = self.params.rendering_network.d_hidden
+        lin = nn.Linear(width, 3)
         with torch.no_grad():
-            bound = 1.0 / math.sqrt(self.params.color_hidden)
-            w = (torch.rand(3, self.params.color_hidden, generator=generator) * 2 - 1) * bound
+            bound = 1.0 / math.sqrt(width)
+            w = (torch.rand(3, width, generator=generator) * 2 - 1) * bound
             b = (torch.rand(3, generator=generator) * 2 - 1) * bound
             lin.weight.copy_(w)
             lin.bias.copy_(b)
-        new.color.extra = _maybe_wn(lin, self.params.weight_norm).to(next(self.parameters()).device)
+        new.color.extra = _maybe_wn(lin, self.params.rendering_network.weight_norm).to(next(self.parameters()).device)
         return new

@@ -12,15 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..cameras import Cameras, orbit_cameras
-from ..io import atomic_save_torch
 from ..video import write_png
 from .fields import NeusModel
-from .params import NeusInitParams
+from .params import NeusInitParams, ScheduleParams, ViewParams
 from .renderer import render_rays, render_views
-from .schedule import lr_factor, set_lr
+from .training import Checkpoints, train
 
 
 def render_body(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, size: int):
@@ -37,20 +35,21 @@ def render_body(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, s
     return out.rgb.clamp(0, 1), (out.alpha > 0.5).float()
 
 
-def body_view_cameras(params: NeusInitParams, device="cpu") -> Cameras:
+def body_view_cameras(views: ViewParams, device="cpu") -> Cameras:
     """The init camera set: len(elevations) × (360 / azimuth_step) views, azimuth-major, first azimuth 180°
-    (the back, like AvatarCLIP's azimuth 0), distance params.view_distance, FoV params.fov_deg."""
-    az = [(180.0 + a) % 360.0 for a in np.arange(0.0, 360.0, params.view_azimuth_step_deg)]
-    return orbit_cameras(params.view_distance, params.view_elevations_deg, az, params.fov_deg).to(device)
+    (the back, like AvatarCLIP's azimuth 0), at `views.distance` metres with FoV `views.fov_deg`."""
+    az = [(180.0 + a) % 360.0 for a in np.arange(0.0, 360.0, views.azimuth_step_deg)]
+    return orbit_cameras(views.distance, views.elevations_deg, az, views.fov_deg).to(device)
 
 
 def body_views(vertices: torch.Tensor, faces: torch.Tensor, params: NeusInitParams):
-    """Render the init training set: returns images (N, S, S, 3), masks (N, S, S), cameras (N), S = image_size."""
-    params.validate()
-    cams = body_view_cameras(params, vertices.device)
+    """Render the init training set of `params.views`: returns images (N, S, S, 3), masks (N, S, S), cameras (N),
+    S = views.image_size. Raises ConfigError on invalid params."""
+    views = params.validate().views
+    cams = body_view_cameras(views, vertices.device)
     images, masks = [], []
     for i in range(0, len(cams), 12):
-        rgb, m = render_body(vertices, faces, cams[i:i + 12], params.image_size)
+        rgb, m = render_body(vertices, faces, cams[i:i + 12], views.image_size)
         images.append(rgb)
         masks.append(m)
     return torch.cat(images), torch.cat(masks), cams
@@ -110,25 +109,24 @@ def body_sdf_bank(vertices: torch.Tensor, faces: torch.Tensor, n: int, near_std:
 
 def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int = 0, progress: bool = True,
                  on_progress=None) -> float:
-    """SDF regression phase of init_mode "sdf" (docs/method.md, Fast path): `params.sdf_steps` Adam steps on the SDF
-    network only, each on `params.sdf_batch` points drawn equally from the bank's surface / near / uniform
-    parts (`body_sdf_bank`). Loss = L1(f, sdf) + igr_weight·eikonal (|∇f| − 1)² (all points)
-    + sdf_normal_weight·(1 − cos(∇f, n)) (surface points) — IGR/SIREN-style direct SDF supervision (Gropp et
+    """SDF regression phase of sdf_init.mode "sdf" (docs/method.md, Fast path): `sdf_init.steps` Adam steps on the
+    SDF network only, each on `sdf_init.batch` points drawn equally from the bank's surface / near / uniform
+    parts (`body_sdf_bank`). Loss = L1(f, sdf) + loss.igr_weight·eikonal (|∇f| − 1)² (all points)
+    + sdf_init.normal_weight·(1 − cos(∇f, n)) (surface points) — IGR/SIREN-style direct SDF supervision (Gropp et
     al. 2020) replacing the reference's slow volume-rendering fit of the known coarse body. LR
-    `sdf_learning_rate` (None → learning_rate), cosine-decayed to learning_rate_alpha, no warm-up.
+    `sdf_init.learning_rate` (None → the schedule's), cosine-decayed to learning_rate_alpha, no warm-up.
     Minibatches come from a generator seeded by `seed` + 1. Returns the final mean |f − sdf| (metres).
     `on_progress(step, {"sdf_l1": …, "eikonal": …}, None)` is called about 25 times over the phase.
     """
-    sdf_net = model.sdf
-    opt = torch.optim.Adam(sdf_net.parameters(), lr=params.sdf_learning_rate or params.learning_rate)
+    si, sdf_net = params.sdf_init, model.sdf
+    lr0 = si.learning_rate or params.schedule.learning_rate
+    opt = torch.optim.Adam(sdf_net.parameters(), lr=lr0)
     g = torch.Generator().manual_seed(seed + 1)
     parts = bank["parts"].tolist()
     starts = [0, parts[0], parts[0] + parts[1]]
-    per = [params.sdf_batch // 3, params.sdf_batch // 3, params.sdf_batch - 2 * (params.sdf_batch // 3)]
-    lr0 = params.sdf_learning_rate or params.learning_rate
-    err = float("nan")
-    for step in tqdm(range(params.sdf_steps), disable=not progress, desc="NeuS init (SDF)"):
-        set_lr(opt, lr0 * lr_factor(step, 0, params.sdf_steps, params.learning_rate_alpha))
+    per = [si.batch // 3, si.batch // 3, si.batch - 2 * (si.batch // 3)]
+
+    def step_fn(step: int) -> dict:
         idx = torch.cat([torch.randint(0, parts[i], (per[i],), generator=g) + starts[i] for i in range(3)])
         idx = idx.to(bank["points"].device)
         x, target = bank["points"][idx], bank["sdf"][idx]
@@ -137,14 +135,18 @@ def fit_body_sdf(model: NeusModel, bank: dict, params: NeusInitParams, seed: int
         eik = ((grad.norm(dim=-1) - 1.0) ** 2).mean()
         ns = per[0]
         normal = (1.0 - F.cosine_similarity(grad[:ns], bank["normals"][idx[:ns]], dim=-1)).mean()
-        loss = l1 + params.igr_weight * eik + params.sdf_normal_weight * normal
+        loss = l1 + params.loss.igr_weight * eik + si.normal_weight * normal
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        err = float(l1.detach())
-        if on_progress is not None and (step + 1) % max(1, params.sdf_steps // 25) == 0:
-            on_progress(step + 1, {"sdf_l1": err, "eikonal": float(eik.detach())}, None)
-    return err
+        return {"sdf_l1": float(l1.detach()), "eikonal": float(eik.detach())}
+
+    schedule = ScheduleParams(iterations=si.steps, end_iter=si.steps, warm_up_end=0, learning_rate=lr0,
+                              learning_rate_alpha=params.schedule.learning_rate_alpha)
+    last = {"sdf_l1": float("nan")}
+    train(lambda step: last.update(step_fn(step)) or last, opt, schedule, on_progress=on_progress,
+          report_every=max(1, si.steps // 25), desc="NeuS init (SDF)", progress=progress, postfix=())
+    return last["sdf_l1"]
 
 
 def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, params: NeusInitParams,
@@ -154,31 +156,30 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
     Each step: one view from a random permutation of the N views, `batch_size` uniformly random pixels
     (background included); loss = L1 colour Σ|c − gt|·mask / (#mask + 1e-5) + igr_weight·eikonal
     + mask_weight·BCE(clip(Σw, 1e-3, 1 − 1e-3), mask). Adam (0.9, 0.999, 1e-8) on all parameters with
-    warm-up + cosine LR. `out_dir/ckpt.pt` (model, optimizer, step, RNG, init_mode, sdf_step) is written
-    atomically every `save_every` steps and at the end; an existing one is resumed (a finished one returns at
-    once; a resumed run skips the sphere init, whose result the checkpoint overwrites anyway; so does
-    init_mode "sdf").
-    Previews `out_dir/validations/{step:06d}.png` (prediction above GT, view 0) every `val_every` steps.
+    warm-up + cosine LR (`training.train`). `out_dir/ckpt.pt` (model, optimizer, step, RNG, sdf_init mode,
+    sdf_step) is written atomically every `schedule.save_every` steps and at the end; an existing one is resumed
+    (a finished one returns at once; a resumed run skips the sphere init, whose result the checkpoint overwrites
+    anyway; so does sdf_init.mode "sdf").
+    Previews `out_dir/validations/{step:06d}.png` (prediction above GT, view 0) every `schedule.val_every` steps.
 
-    `params.init_mode == "sdf"` (docs/method.md, Fast path) first runs `fit_body_sdf` on a `body_sdf_bank` of the
-    body mesh (`sdf_steps` steps, checkpointed once finished with sdf_step = sdf_steps so a resume never
-    repeats it), sets the variance to `sdf_variance_init` if given, then runs the `iterations`
-    volume-rendering steps above on colour head 1 and the variance only when `sdf_freeze_geometry` (default:
-    the regressed SDF is already the body, and Adam's first steps on the render loss — with a still random
-    colour head — would pull it away; no double backward is needed then, so these steps are cheap), or on
-    all parameters otherwise.
+    `params.sdf_init.mode == "sdf"` (docs/method.md, Fast path) first runs `fit_body_sdf` on a `body_sdf_bank` of
+    the body mesh (`sdf_init.steps` steps, checkpointed once finished with sdf_step = steps so a resume never
+    repeats it), sets the variance to `sdf_init.variance_init` if given, then runs the schedule's
+    volume-rendering steps above on colour head 1 and the variance only when `sdf_init.freeze_geometry`
+    (default: the regressed SDF is already the body, and Adam's first steps on the render loss — with a still
+    random colour head — would pull it away; no double backward is needed then, so these steps are cheap), or
+    on all parameters otherwise.
 
     Args:
         images: (N, H, W, 3) float [0, 1]; masks: (N, H, W) float/bool silhouettes (binarised at 0.5);
         cameras: N cameras (avatar frame); params: NeusInitParams; out_dir: output folder; seed: RNG seed;
-        body: (vertices (V, 3), faces (F, 3) long) of the body the images show — required by init_mode "sdf",
+        body: (vertices (V, 3), faces (F, 3) long) of the body the images show — required by mode "sdf",
             ignored by "render".
         on_progress: optional callback(step, losses: dict[str, float], image (2H, W, 3) tensor | None): every
             `val_every` render steps with the validation image (prediction above GT), about 25 times per phase
             with the losses alone (the SDF phase's steps are counted separately).
     Returns: the trained NeusModel (on images' device, eval mode).
-    Raises: ValueError on shape mismatches, invalid params, or init_mode "sdf" without `body` (before any
-        training).
+    Raises: ValueError on shape mismatches, invalid params, or mode "sdf" without `body` (before any training).
     """
     params.validate()
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -188,61 +189,58 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
         raise ValueError(f"masks must be (N, H, W) = {(N, H, W)}, got {tuple(masks.shape)}")
     if len(cameras) != N:
         raise ValueError(f"need one camera per image: {len(cameras)} cameras for {N} images")
-    if params.init_mode == "sdf" and body is None:
-        raise ValueError("init_mode = 'sdf' needs the body mesh: call fit_neus_init(..., body=(vertices, faces)), "
-                         "or set neus_init.init_mode = render")
+    mode, si, sch = params.sdf_init.mode, params.sdf_init, params.schedule
+    if mode == "sdf" and body is None:
+        raise ValueError("sdf_init.mode = 'sdf' needs the body mesh: call fit_neus_init(..., body=(vertices, faces)), "
+                         "or set neus_init.sdf_init.mode = render")
     dev = images.device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cameras = cameras.to(dev)
     masks = (masks.float() > 0.5).float()
 
-    ckpt_path = out_dir / "ckpt.pt"
-    ck = torch.load(ckpt_path, map_location=dev, weights_only=False) if ckpt_path.exists() else None
+    checkpoints = Checkpoints(out_dir, numbered=False)
+    ck = checkpoints.load(dev)
     torch.manual_seed(seed)
-    # The sphere fit is skipped on resume (the checkpoint overwrites it) and in init_mode "sdf" (the SDF phase
+    # The sphere fit is skipped on resume (the checkpoint overwrites it) and in mode "sdf" (the SDF phase
     # regresses the body directly; IDR's geometric init is start enough).
-    fresh = ck is None and params.init_mode == "render"
+    fresh = ck is None and mode == "render"
     model = (NeusModel.from_params(params, seed=seed) if fresh else NeusModel(params)).to(dev)
     sdf_step, ran_sdf = 0, False
     if ck is not None:
         model.load_state_dict(ck["model"]["state_dict"])
         sdf_step = ck.get("sdf_step", 0)
-    if params.init_mode == "sdf" and sdf_step < params.sdf_steps:
+    if mode == "sdf" and sdf_step < si.steps:
         verts, faces = body
-        bank = body_sdf_bank(verts.to(dev), faces.to(dev), params.sdf_bank_size, params.sdf_near_std, seed)
+        bank = body_sdf_bank(verts.to(dev), faces.to(dev), si.bank_size, si.near_std, seed)
         model.train()
         fit_body_sdf(model, bank, params, seed, progress, on_progress)
-        if params.sdf_variance_init is not None:
+        if si.variance_init is not None:
             with torch.no_grad():
-                model.variance.variance.fill_(params.sdf_variance_init)
-        sdf_step, ck, ran_sdf = params.sdf_steps, None, True  # render phase starts fresh (step 0, new optimizer)
-    frozen = params.init_mode == "sdf" and params.sdf_freeze_geometry
+                model.variance.variance.fill_(si.variance_init)
+        sdf_step, ck, ran_sdf = si.steps, None, True  # render phase starts fresh (step 0, new optimizer)
+    frozen = mode == "sdf" and si.freeze_geometry
     trainable = [p for n, p in model.named_parameters() if not (frozen and n.startswith("sdf."))]
-    opt = torch.optim.Adam(trainable, lr=params.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.Adam(trainable, lr=sch.learning_rate, betas=(0.9, 0.999), eps=1e-8)
     gen = torch.Generator().manual_seed(seed)
-    step, perm = 0, torch.randperm(N, generator=gen)
+    state = {"step": 0, "perm": torch.randperm(N, generator=gen)}
     if ck is not None:
         opt.load_state_dict(ck["optimizer"])
-        step, perm = ck["step"], ck["perm"]
+        state = {"step": ck["step"], "perm": ck["perm"]}
         gen.set_state(ck["rng"])
 
-    def save():
-        atomic_save_torch({"model": model.to_dict(), "optimizer": opt.state_dict(), "step": step, "perm": perm,
-                           "rng": gen.get_state(), "seed": seed, "init_mode": params.init_mode,
-                           "sdf_step": sdf_step}, ckpt_path)
+    def save(step: int) -> None:
+        checkpoints.save({"model": model.to_dict(), "optimizer": opt.state_dict(), "step": step,
+                          "perm": state["perm"], "rng": gen.get_state(), "seed": seed, "init_mode": mode,
+                          "sdf_step": sdf_step}, step)
 
     if ran_sdf:
-        save()  # the SDF phase is done: a resume must not repeat it
+        save(0)  # the SDF phase is done: a resume must not repeat it
 
-    model.train()
-    bar = tqdm(total=params.iterations, initial=step, disable=not progress, desc="NeuS init")
-    while step < params.iterations:
-        set_lr(opt, params.learning_rate * lr_factor(step, params.warm_up_end, params.end_iter,
-                                                     params.learning_rate_alpha))
+    def step_fn(step: int) -> dict:
         if step % N == 0 and step > 0:
-            perm = torch.randperm(N, generator=gen)
-        idx = int(perm[step % N])
+            state["perm"] = torch.randperm(N, generator=gen)
+        idx = int(state["perm"][step % N])
         px = torch.randint(0, W, (params.batch_size,), generator=gen).to(dev)
         py = torch.randint(0, H, (params.batch_size,), generator=gen).to(dev)
         uv = torch.stack([px + 0.5, py + 0.5], -1).float()[None]
@@ -251,30 +249,24 @@ def fit_neus_init(images: torch.Tensor, masks: torch.Tensor, cameras: Cameras, p
         gt, m = images[idx, py, px], masks[idx, py, px][:, None]
         color_loss = ((out["color"] - gt).abs() * m).sum() / (m.sum() + 1e-5)
         mask_loss = F.binary_cross_entropy(out["weights_sum"].clip(1e-3, 1 - 1e-3), m)
-        loss = color_loss + params.igr_weight * out["eikonal"] + params.mask_weight * mask_loss
+        loss = color_loss + params.loss.igr_weight * out["eikonal"] + params.loss.mask_weight * mask_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        bar.update(1)
-        if progress and step % 100 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", inv_s=f"{out['inv_s'].item():.1f}")
-        losses = None
-        if on_progress is not None and step % max(1, params.iterations // 25) == 0:
-            losses = {"loss": float(loss.detach()), "color": float(color_loss.detach()),
-                      "mask": float(mask_loss.detach())}
-        if step % params.val_every == 0:
-            with torch.no_grad():
-                pred = render_views(model, cameras[0], H, W, chunk=params.chunk)["rgb"][0]
-            image = torch.cat([pred, images[0]], 0)
-            write_png(out_dir / "validations" / f"{step:06d}.png", image)
-            if on_progress is not None:
-                on_progress(step, losses or {"loss": float(loss.detach())}, image)
-        elif losses is not None:
-            on_progress(step, losses, None)
-        if step % params.save_every == 0 or step == params.iterations:
-            save()
-    bar.close()
+        return {"loss": float(loss.detach()), "color": float(color_loss.detach()), "mask": float(mask_loss.detach()),
+                "inv_s": float(out["inv_s"].detach())}
+
+    def validate(step: int) -> torch.Tensor:
+        with torch.no_grad():
+            pred = render_views(model, cameras[0], H, W, chunk=params.chunk)["rgb"][0]
+        image = torch.cat([pred, images[0]], 0)
+        write_png(out_dir / "validations" / f"{step:06d}.png", image)
+        return image
+
+    model.train()
+    train(step_fn, opt, sch, state["step"], save=save, validate=validate, on_progress=on_progress,
+          report_every=max(1, sch.iterations // 25), desc="NeuS init", progress=progress,
+          postfix=("loss", "inv_s"), postfix_every=100)
     model.eval()
     return model
 

@@ -13,6 +13,7 @@ import trimesh
 
 from ..cameras import Cameras, look_at
 from ..io import atomic_write
+from ..render.shading import lambert
 from .fields import NeusModel
 from .renderer import render_rays_chunked
 
@@ -65,15 +66,14 @@ def vertex_colors(model: NeusModel, vertices: torch.Tensor, head: str = "texture
 
 
 def extract_mesh(model: NeusModel, resolution: int = 256, head: str = "texture", threshold: float = 0.0,
-                 chunk: int = 64, color_chunk: int = 512, largest_component: bool = False,
-                 with_colors: bool = True) -> trimesh.Trimesh:
+                 chunk: int = 64, color_chunk: int = 512, with_colors: bool = True) -> trimesh.Trimesh:
     """Marching-cubes mesh of the avatar with vertex colours (docs/method.md §4).
 
     Field = −SDF on a resolution³ grid over [−1.01, 1.01]³ (512 in the reference's final export, 256 during
     training), PyMCubes at `threshold`; vertices mapped back by v/(res − 1)·2.02 − 1.01 (avatar frame,
     metres); triangles wound counter-clockwise seen from outside. Vertex colours RGBA uint8 (alpha 255)
-    from `vertex_colors` (head "texture" = head 2, "base" = head 1). `largest_component` keeps only the
-    largest connected piece (off in the reference).
+    from `vertex_colors` (head "texture" = head 2, "base" = head 1). Floaters are kept, as in the reference;
+    stage 6 drops them (`animate.largest_component`).
 
     Raises: ValueError for an unknown head, head "texture" on a model without head 2, or an empty level set.
     """
@@ -89,10 +89,6 @@ def extract_mesh(model: NeusModel, resolution: int = 256, head: str = "texture",
     verts = verts / (resolution - 1) * (2 * BOUND) - BOUND
     tris = tris[:, ::-1]  # PyMCubes winds inward-facing for a positive-inside field; flip to outward
     mesh = trimesh.Trimesh(verts.astype(np.float32), np.ascontiguousarray(tris), process=False)
-    if largest_component:
-        parts = mesh.split(only_watertight=False)
-        if len(parts) > 1:
-            mesh = max(parts, key=lambda m: len(m.faces))
     if with_colors:
         col = vertex_colors(model, torch.as_tensor(mesh.vertices, dtype=torch.float32), head, color_chunk)
         rgba = np.concatenate([(col.cpu().numpy() * 255 + 0.5).astype(np.uint8),
@@ -121,5 +117,4 @@ def render_head_closeup(model: NeusModel, head_height: float, face_z: float, siz
     o, d = cam.rays(size, size)
     out = render_rays_chunked(model, o.reshape(-1, 3), d.reshape(-1, 3), chunk)
     col = out["texture"] if out["texture"] is not None else out["color"]
-    diffuse = torch.nan_to_num((out["normals"] * light).sum(-1, keepdim=True).clamp(0, 1), nan=1.0)
-    return (col * diffuse).clamp(0, 1).reshape(size, size, 3)
+    return lambert(col, out["normals"], light, ambient=0.0).clamp(0, 1).reshape(size, size, 3)

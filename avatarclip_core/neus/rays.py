@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..render.rasterizer import dilate_mask
+
 
 @dataclass
 class RaySelection:
@@ -19,15 +21,6 @@ class RaySelection:
     side: int
     mask: torch.Tensor
     index: torch.Tensor
-
-
-def dilate(mask: torch.Tensor, iterations: int) -> torch.Tensor:
-    """`iterations` dilations by a 3×3 (8-connected) structuring element of a (H, W) bool mask
-    (= one max-pool with a (2k+1)² window)."""
-    if iterations == 0:
-        return mask.bool()
-    k = 2 * iterations + 1
-    return F.max_pool2d(mask.float()[None, None], k, stride=1, padding=iterations)[0, 0] > 0.5
 
 
 def select_rays(silhouette: torch.Tensor, max_ray_num: int, dilation: int = 10,
@@ -52,7 +45,7 @@ def select_rays(silhouette: torch.Tensor, max_ray_num: int, dilation: int = 10,
         side = min(S, int(math.isqrt(max_ray_num)))
         mask = torch.ones(side, side, dtype=torch.bool, device=silhouette.device)
         return RaySelection(side, mask, torch.arange(side * side, device=silhouette.device))
-    dil = dilate(sil, dilation)
+    dil = dilate_mask(sil, dilation)
     r = dil.float().mean().item()
     side = min(S, int(math.floor(math.sqrt(max_ray_num / r))))
     while True:

@@ -62,7 +62,7 @@ def sample_z(model: NeusModel, rays_o: torch.Tensor, rays_d: torch.Tensor, near:
         samples by one (U − 0.5)·2/n_samples drawn from `generator` (CPU generator; values moved to device).
     Returns: (R, n_samples + n_importance) sorted z values (metres along the ray).
     """
-    p = model.params
+    p = model.params.renderer
     R = rays_o.shape[0]
     t = torch.linspace(0.0, 1.0, p.n_samples, device=rays_o.device, dtype=rays_o.dtype)
     z = near + (far - near) * t[None]
@@ -90,7 +90,7 @@ def render_rays(model: NeusModel, rays_o: torch.Tensor, rays_d: torch.Tensor, pe
     Args:
         model: NeusModel (head 2 rendered too when it has one).
         rays_o, rays_d: (R, 3) origins and unit directions, avatar frame.
-        perturb: stratified jitter (None → model.params.perturb; 0 for deterministic renders).
+        perturb: stratified jitter (None → model.params.renderer.perturb; 0 for deterministic renders).
         generator: torch.Generator for the jitter (CPU).
         background: optional (3,) or (R, 3) colour added as bg·(1 − Σw) to head 2 only when the model has a
             texture head (AvatarCLIP), otherwise to head 1.
@@ -105,7 +105,7 @@ def render_rays(model: NeusModel, rays_o: torch.Tensor, rays_d: torch.Tensor, pe
     if rays_o.ndim != 2 or rays_o.shape[-1] != 3 or rays_o.shape != rays_d.shape:
         raise ValueError(f"rays_o and rays_d must both be (R, 3); got {tuple(rays_o.shape)} and "
                          f"{tuple(rays_d.shape)} — flatten image rays with .reshape(-1, 3)")
-    p = model.params
+    p = model.params.renderer
     perturb = p.perturb if perturb is None else perturb
     near, far = unit_sphere_near_far(rays_o, rays_d)
     z = sample_z(model, rays_o, rays_d, near, far, perturb, generator)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cameras import Cameras, look_at
+from .params import TextureCameraParams, TextureParams
 
 
 @dataclass
@@ -49,28 +50,26 @@ def is_face_step(step: int, use_face_prompt: bool = True) -> bool:
 class TextureCameraSampler:
     """Draws §3.3 cameras from its own torch.Generator (CPU), so runs are reproducible and resumable.
 
-    Args: face_at (3,) face look-at point (0, head_height, face_z); the other arguments are the
-    TextureParams fields of the same name (metres, degrees). `state()` / `set_state()` expose the RNG.
+    Args: face_at (3,) face look-at point (0, head_height, face_z); cameras: `TextureCameraParams` (metres,
+    degrees; default = the reference's); light_jitter_deg: the §3.6 light jitter (`ShadingParams`); seed;
+    use_face_prompt: False = no face cameras. `state()` / `set_state()` expose the RNG.
     """
 
-    def __init__(self, face_at, seed: int = 0, use_face_prompt: bool = True, fov_deg: float = 60.0,
-                 distance_min: float = 1.0, distance_max: float = 2.0, polar_std_deg: float = 60.0,
-                 at_std: float = 0.1, at_clip: float = 0.3, face_distance: float = 0.4,
-                 face_polar_std_deg: float = 15.0, light_jitter_deg: float = 45.0):
+    def __init__(self, face_at, cameras: TextureCameraParams | None = None, light_jitter_deg: float = 45.0,
+                 seed: int = 0, use_face_prompt: bool = True):
+        c = cameras or TextureCameraParams()
         self.face_at = torch.as_tensor(face_at, dtype=torch.float32).reshape(3)
         self.use_face_prompt = use_face_prompt
-        self.fov_deg, self.dmin, self.dmax = fov_deg, distance_min, distance_max
-        self.polar_std, self.at_std, self.at_clip = math.radians(polar_std_deg), at_std, at_clip
-        self.face_distance, self.face_polar_std = face_distance, math.radians(face_polar_std_deg)
+        self.fov_deg, self.dmin, self.dmax = c.fov_deg, c.distance_min, c.distance_max
+        self.polar_std, self.at_std, self.at_clip = math.radians(c.polar_std_deg), c.at_std, c.at_clip
+        self.face_distance, self.face_polar_std = c.face_distance, math.radians(c.face_polar_std_deg)
         self.light_jitter = math.radians(light_jitter_deg)
         self.generator = torch.Generator().manual_seed(seed)
 
     @classmethod
-    def from_params(cls, params, face_at, seed: int = 0) -> "TextureCameraSampler":
-        """Build from a TextureParams."""
-        p = params
-        return cls(face_at, seed, p.use_face_prompt, p.fov_deg, p.body_distance_min, p.body_distance_max,
-                   p.polar_std_deg, p.at_std, p.at_clip, p.face_distance, p.face_polar_std_deg, p.light_jitter_deg)
+    def from_params(cls, params: TextureParams, face_at, seed: int = 0) -> "TextureCameraSampler":
+        """The sampler of a stage-3 configuration (its cameras, shading jitter and face-prompt switch)."""
+        return cls(face_at, params.cameras, params.shading.light_jitter_deg, seed, params.ablation.use_face_prompt)
 
     def state(self) -> torch.Tensor:
         return self.generator.get_state()

@@ -9,51 +9,30 @@ with Adam, warm-up + cosine LR, validation PNGs and checkpoints at the §3.9 cad
 """
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..cameras import Cameras, eye_from_angles, look_at
-from ..io import atomic_save_torch
+from ..render.shading import lambert_factor
+from ..video import write_png
 from .background import make_background, sample_background_mode
 from .fields import NeusModel
-from ..video import write_png
 from .init import render_body
 from .params import TextureParams
 from .rays import select_rays
 from .renderer import render_rays, render_rays_chunked
 from .sampler import TextureCameraSampler, face_anchor
-from .schedule import lr_factor, set_lr
-
-
-def lambert_shading(normals: torch.Tensor, light_dir: torch.Tensor, ambient) -> torch.Tensor:
-    """AvatarCLIP's random shading (docs/method.md §3.6): s = a + (1 − a)·clamp(n̂·l, 0, 1), NaN → 1.
-
-    normals (N, 3) (normalised here), light_dir (3,), ambient scalar → (N, 1)."""
-    n = F.normalize(normals, dim=-1)
-    diffuse = (n * light_dir.to(n)).sum(-1, keepdim=True).clamp(0, 1)
-    diffuse = torch.nan_to_num(diffuse, nan=1.0)
-    return ambient + (1 - ambient) * diffuse
-
-
-def _ckpt_step(p: Path) -> int:
-    return int(re.fullmatch(r"ckpt_(\d+)\.pt", p.name).group(1))
-
-
-def latest_checkpoint(out_dir) -> Path | None:
-    """Newest `ckpt_XXXXXX.pt` in out_dir (by step), or None."""
-    cks = [p for p in Path(out_dir).glob("ckpt_*.pt") if re.fullmatch(r"ckpt_\d+\.pt", p.name)]
-    return max(cks, key=_ckpt_step) if cks else None
+from .training import Checkpoints, train
 
 
 def validation_camera(params: TextureParams, device="cpu") -> Cameras:
     """Fixed front camera of the validation images (reference camera 58: front, 20° above, 2 m)."""
-    eye = eye_from_angles(params.val_distance, params.val_elevation_deg, 0.0)
-    return Cameras(look_at(eye), params.fov_deg).to(device)
+    eye = eye_from_angles(params.validation.distance, params.validation.elevation_deg, 0.0)
+    return Cameras(look_at(eye), params.cameras.fov_deg).to(device)
 
 
 def render_validation(model: NeusModel, camera: Cameras, size: int, chunk: int = 512) -> torch.Tensor:
@@ -65,9 +44,64 @@ def render_validation(model: NeusModel, camera: Cameras, size: int, chunk: int =
     out = render_rays_chunked(model, o.reshape(-1, 3), d.reshape(-1, 3), chunk)
     tex = out["texture"] if out["texture"] is not None else out["color"]
     light = F.normalize(camera.eye[0].to(dev), dim=0)
-    s = lambert_shading(out["normals"], light, 0.5)
+    s = lambert_factor(F.normalize(out["normals"], dim=-1), light, 0.5)
     lit = (tex * s).clamp(0, 1)
     return torch.cat([tex.clamp(0, 1).reshape(size, size, 3), lit.reshape(size, size, 3)], 1)
+
+
+@dataclass
+class TextureState:
+    """Everything one stage-3 step reads and advances (docs/method.md §3): the textured model (with head 2), its
+    Adam optimiser, the camera sampler and the generator of ray jitter / backgrounds / lights (both seeded,
+    checkpointed), the text embeddings per prompt key ("body", "face", "back"; (D,) unit vectors), the
+    stand-posed body (vertices (V, 3), faces (F, 3) long, avatar frame) whose grey renders anchor head 1, the
+    `Encoder` and the stage parameters. Build it with `start`, or directly (tests)."""
+
+    model: NeusModel
+    optimizer: torch.optim.Optimizer | None
+    sampler: TextureCameraSampler
+    generator: torch.Generator
+    text_emb: dict
+    body_vertices: torch.Tensor
+    body_faces: torch.Tensor
+    encoder: object
+    params: TextureParams
+
+    @classmethod
+    def start(cls, model: NeusModel, body_vertices: torch.Tensor, body_faces: torch.Tensor, encoder, prompts: dict,
+              params: TextureParams, seed: int = 0, head_joint: torch.Tensor | None = None) -> "TextureState":
+        """The state at step 0: a copy of `model` with a random head 2 (seeded by `seed`; kept if it already has
+        one), the face anchor from `params.cameras` or the body (`sampler.face_anchor`), the sampler seeded by
+        `seed`, the generator by `seed` + 1, Adam (0.9, 0.999, 1e-8) on all parameters, the prompts embedded."""
+        dev = body_vertices.device
+        p = params
+        tex = model.to(dev).with_texture_head(torch.Generator().manual_seed(seed)) if not model.has_texture_head \
+            else NeusModel.from_dict(model.to_dict(), dev)
+        hh, fz = face_anchor(body_vertices, head_joint)
+        hh = p.cameras.head_height if p.cameras.head_height is not None else hh
+        fz = p.cameras.face_z if p.cameras.face_z is not None else fz
+        sampler = TextureCameraSampler.from_params(p, (0.0, hh, fz), seed)
+        gen = torch.Generator().manual_seed(seed + 1)
+        opt = torch.optim.Adam(tex.parameters(), lr=p.schedule.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+        with torch.no_grad():
+            keys = ["body"] + [k for k, f in (("face", p.ablation.use_face_prompt),
+                                              ("back", p.ablation.use_back_prompt)) if f]
+            emb = encoder.encode_text([prompts[k] for k in keys])
+            text_emb = {k: emb[i].detach().to(dev) for i, k in enumerate(keys)}
+        return cls(tex, opt, sampler, gen, text_emb, body_vertices, body_faces, encoder, p)
+
+    def checkpoint(self, step: int) -> dict:
+        """What a stage-3 checkpoint holds besides seed, params and prompts (see `train_texture`)."""
+        return {"model": self.model.to_dict(), "optimizer": self.optimizer.state_dict(), "step": step,
+                "rng_sampler": self.sampler.state(), "rng": self.generator.get_state()}
+
+    def resume(self, ck: dict) -> int:
+        """Load a checkpoint written from `checkpoint`; returns its step."""
+        self.model.load_state_dict(ck["model"]["state_dict"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.sampler.set_state(ck["rng_sampler"])
+        self.generator.set_state(ck["rng"])
+        return ck["step"]
 
 
 def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: torch.Tensor, encoder,
@@ -80,17 +114,16 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
             randomly initialised head 2 is added, seeded by `seed`). Not modified.
         body_vertices: (V, 3) stand-posed body (avatar frame, metres, inside the unit sphere);
             body_faces: (F, 3) long. Their grey renders anchor head 1 and their silhouettes the BCE term.
-        encoder: CLIP-like object with encode_image(images (B, H, W, 3) [0, 1], alpha (B, H, W)) and
-            encode_text(list[str]) → L2-normalised (B, D) embeddings. Loss per image = 1 − cos.
+        encoder: an `Encoder` (guidance/encoder.py); loss per image = 1 − cos(image, text embedding).
         prompts: {"body": str, "face": str (needed if use_face_prompt), "back": str (if use_back_prompt)}.
-        params: TextureParams (schedule, ray budget, loss weights, §3.10 ablation switches, cameras).
+        params: TextureParams (schedule, rays, loss weights, §3.10 ablation switches, cameras, shading).
         out_dir: writes progress/{step:06d}.png every val_every steps and ckpt_{step:06d}.pt every
             save_every steps and at the end (model, optimizer, step, RNG states); resumes from the newest
             checkpoint, so an interrupted run continued with the same seed ends identically.
         seed: seeds head 2, the camera sampler, ray jitter, backgrounds and lights.
         on_progress: optional callback(step, losses: dict[str, float], image (H, 2H, 3) tensor | None),
             called every val_every steps with the validation image.
-        head_joint: optional (3,) head joint position; used for the face camera when params.head_height /
+        head_joint: optional (3,) head joint position; used for the face camera when cameras.head_height /
             face_z are None (else derived from the mesh, see `sampler.face_anchor`).
     Returns: the textured NeusModel (with head 2), eval mode, on body_vertices' device.
     Raises: ValueError for invalid params, missing prompts, malformed meshes or a model whose encoding differs
@@ -99,82 +132,48 @@ def train_texture(model: NeusModel, body_vertices: torch.Tensor, body_faces: tor
     params.validate()
     if not isinstance(prompts, dict) or not isinstance(prompts.get("body"), str):
         raise ValueError(f"prompts must be a dict with a 'body' string, got {prompts!r}")
-    for key, flag in (("face", params.use_face_prompt), ("back", params.use_back_prompt)):
+    for key, flag in (("face", params.ablation.use_face_prompt), ("back", params.ablation.use_back_prompt)):
         if flag and not isinstance(prompts.get(key), str):
             raise ValueError(f"prompts['{key}'] is missing but use_{key}_prompt is on; add the prompt or set "
-                             f"use_{key}_prompt = False")
+                             f"texture.ablation.use_{key}_prompt = false")
     if body_vertices.ndim != 2 or body_vertices.shape[-1] != 3:
         raise ValueError(f"body_vertices must be (V, 3), got {tuple(body_vertices.shape)}")
     if body_faces.ndim != 2 or body_faces.shape[-1] != 3:
         raise ValueError(f"body_faces must be (F, 3), got {tuple(body_faces.shape)}")
-    if params.encoding is not None and model.params.encoding != params.encoding:
+    model_encoding = model.params.sdf_network.encoding
+    if params.encoding is not None and model_encoding != params.encoding:
         raise ValueError(f"texture.encoding = {params.encoding!r} but the init model uses encoding "
-                         f"{model.params.encoding!r}; rerun stage 2 with this preset or set texture.encoding = None")
-    dev = body_vertices.device
+                         f"{model_encoding!r}; rerun stage 2 with this preset or set texture.encoding = None")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = params
+    state = TextureState.start(model, body_vertices, body_faces, encoder, prompts, p, seed, head_joint)
+    tex, val_cam = state.model, validation_camera(p, body_vertices.device)
+    checkpoints = Checkpoints(out_dir, numbered=True)
+    ck = checkpoints.load(body_vertices.device)
+    step = state.resume(ck) if ck is not None else 0
 
-    head_gen = torch.Generator().manual_seed(seed)
-    tex = model.to(dev).with_texture_head(head_gen) if not model.has_texture_head else \
-        NeusModel.from_dict(model.to_dict(), dev)
-    hh, fz = face_anchor(body_vertices, head_joint)
-    hh = p.head_height if p.head_height is not None else hh
-    fz = p.face_z if p.face_z is not None else fz
-    sampler = TextureCameraSampler.from_params(p, (0.0, hh, fz), seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    opt = torch.optim.Adam(tex.parameters(), lr=p.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-    with torch.no_grad():
-        keys = ["body"] + [k for k, f in (("face", p.use_face_prompt), ("back", p.use_back_prompt)) if f]
-        emb = encoder.encode_text([prompts[k] for k in keys])
-        text_emb = {k: emb[i].detach().to(dev) for i, k in enumerate(keys)}
-    val_cam = validation_camera(p, dev)
+    def save(step: int) -> None:
+        checkpoints.save({**state.checkpoint(step), "seed": seed, "params": p.to_dict(), "prompts": dict(prompts)},
+                         step)
 
-    step = 0
-    ck_path = latest_checkpoint(out_dir)
-    if ck_path is not None:
-        ck = torch.load(ck_path, map_location=dev, weights_only=False)
-        tex.load_state_dict(ck["model"]["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        step = ck["step"]
-        sampler.set_state(ck["rng_sampler"])
-        gen.set_state(ck["rng"])
-
-    def save():
-        atomic_save_torch({"model": tex.to_dict(), "optimizer": opt.state_dict(), "step": step,
-                           "rng_sampler": sampler.state(), "rng": gen.get_state(), "seed": seed,
-                           "params": p.to_dict(), "prompts": dict(prompts)}, out_dir / f"ckpt_{step:06d}.pt")
-
-    S = p.image_size
-    if step == 0:  # the starting point of the progress video: head 2 at its random init
+    def validate(step: int) -> torch.Tensor:
         with torch.no_grad():
-            write_png(out_dir / "progress" / f"{step:06d}.png", render_validation(tex.eval(), val_cam, S, p.chunk))
+            image = render_validation(tex, val_cam, p.rays.image_size, p.chunk)
+        write_png(out_dir / "progress" / f"{step:06d}.png", image)
+        return image
+
+    if step == 0:  # the starting point of the progress video: head 2 at its random init
+        tex.eval()
+        validate(0)
     tex.train()
-    bar = tqdm(total=p.iterations, initial=step, disable=not progress, desc="CLIP texturing")
-    while step < p.iterations:
-        set_lr(opt, p.learning_rate * lr_factor(step, p.warm_up_end, p.end_iter, p.learning_rate_alpha))
-        losses = texture_step(tex, opt, sampler, gen, body_vertices, body_faces, encoder, text_emb, p, step, S)
-        step += 1
-        bar.update(1)
-        if progress and step % 10 == 0:
-            bar.set_postfix(loss=f"{losses['loss']:.4f}", clip=f"{losses['clip']:.3f}")
-        image = None
-        if step % p.val_every == 0:
-            with torch.no_grad():
-                image = render_validation(tex, val_cam, S, p.chunk)
-            write_png(out_dir / "progress" / f"{step:06d}.png", image)
-            if on_progress is not None:
-                on_progress(step, losses, image)
-        if step % p.save_every == 0 or step == p.iterations:
-            save()
-    bar.close()
+    train(lambda s: texture_step(state, s), state.optimizer, p.schedule, step, save=save, validate=validate,
+          on_progress=on_progress, desc="CLIP texturing", progress=progress, postfix=("loss", "clip"))
     tex.eval()
     return tex
 
 
-def texture_losses(model: NeusModel, sampler: TextureCameraSampler, gen: torch.Generator,
-                   body_vertices: torch.Tensor, body_faces: torch.Tensor, encoder, text_emb: dict,
-                   p: TextureParams, step: int, image_size: int) -> tuple[dict, dict]:
+def texture_losses(state: TextureState, step: int) -> tuple[dict, dict]:
     """Forward pass of one §3 step: returns (terms, info).
 
     terms: differentiable scalars color (L1 head 1 vs the grey body render inside the silhouette), eikonal,
@@ -183,17 +182,18 @@ def texture_losses(model: NeusModel, sampler: TextureCameraSampler, gen: torch.G
         (the weighted sum of §3.8).
     info: n_rays, side, is_face, is_front, prompt key, background mode, inv_s.
     """
-    dev = body_vertices.device
-    cs = sampler.sample(step)
+    model, gen, p, encoder, text_emb = state.model, state.generator, state.params, state.encoder, state.text_emb
+    dev = state.body_vertices.device
+    cs = state.sampler.sample(step)
     cam = cs.cameras.to(dev)
-    gt_rgb, gt_mask = render_body(body_vertices, body_faces, cam, image_size)
-    sel = select_rays(gt_mask[0], p.max_ray_num, p.dilation, p.use_silhouettes)
+    gt_rgb, gt_mask = render_body(state.body_vertices, state.body_faces, cam, p.rays.image_size)
+    sel = select_rays(gt_mask[0], p.rays.max_ray_num, p.rays.dilation, p.rays.use_silhouettes)
     side, idx = sel.side, sel.index
     gt_small = F.interpolate(gt_rgb.permute(0, 3, 1, 2), size=(side, side), mode="nearest-exact")[0].permute(1, 2, 0)
     m_small = F.interpolate(gt_mask[None], size=(side, side), mode="nearest-exact")[0, 0].reshape(-1, 1)
     o, d = cam.rays(side, side)
     o, d = o.reshape(-1, 3)[idx], d.reshape(-1, 3)[idx]
-    mode = sample_background_mode(gen) if p.use_bg_aug else 3
+    mode = sample_background_mode(gen) if p.ablation.use_bg_aug else 3
     bg_img = make_background(mode, side, side, gen, dev).reshape(-1, 3)
     out = render_rays(model, o, d, generator=gen, background=bg_img[idx])
 
@@ -203,16 +203,16 @@ def texture_losses(model: NeusModel, sampler: TextureCameraSampler, gen: torch.G
         0, idx, out["weights_sum"])
     mask_loss = F.binary_cross_entropy(wsum_full.clip(1e-3, 1 - 1e-3), m_small)
 
-    ambient = float(torch.rand(1, generator=gen)) * p.ambient_max
-    s = lambert_shading(out["normals"], cs.light_dir[0], ambient)
+    ambient = float(torch.rand(1, generator=gen)) * p.shading.ambient_max
+    s = lambert_factor(F.normalize(out["normals"], dim=-1), cs.light_dir[0], ambient)
     off = out["weights_sum"] < 0.5
     texture = out["texture"]
-    if p.texture_cast_light:
+    if p.ablation.texture_cast_light:
         tex_rays = (texture * torch.where(off, torch.ones_like(s), s)).clamp(0, 1)
     else:
         tex_rays = texture
     is_face, is_front = bool(cs.is_face[0]), bool(cs.is_front[0])
-    key = "face" if is_face else ("back" if p.use_back_prompt and not is_front else "body")
+    key = "face" if is_face else ("back" if p.ablation.use_back_prompt and not is_front else "body")
     # Σw tells mask-aware test encoders where the body is; real CLIP ignores it. Detached so that geometry is
     # sculpted only through the image pixels, as with CLIP in the reference.
     alpha = wsum_full.detach().reshape(1, side, side)
@@ -222,10 +222,11 @@ def texture_losses(model: NeusModel, sampler: TextureCameraSampler, gen: torch.G
         return 1.0 - (encoder.encode_image(img, alpha) * text_emb[key]).sum()
 
     clip_tex = clip_term(tex_rays)
-    clip_no_tex = clip_term(torch.where(off, texture, s.expand(-1, 3))) if p.add_no_texture \
+    clip_no_tex = clip_term(torch.where(off, texture, s.expand(-1, 3))) if p.ablation.add_no_texture \
         else torch.zeros((), device=dev)
-    loss = (color_loss + p.igr_weight * out["eikonal"] + p.mask_weight * mask_loss
-            + p.clip_weight * clip_tex + p.clip_weight * clip_no_tex)
+    w = p.loss
+    loss = (color_loss + w.igr_weight * out["eikonal"] + w.mask_weight * mask_loss
+            + w.clip_weight * clip_tex + w.clip_weight * clip_no_tex)
     terms = {"loss": loss, "color": color_loss, "eikonal": out["eikonal"], "mask": mask_loss, "clip": clip_tex,
              "clip_no_texture": clip_no_tex}
     info = {"n_rays": int(idx.numel()), "side": side, "is_face": is_face, "is_front": is_front, "prompt": key,
@@ -233,13 +234,11 @@ def texture_losses(model: NeusModel, sampler: TextureCameraSampler, gen: torch.G
     return terms, info
 
 
-def texture_step(model: NeusModel, opt, sampler: TextureCameraSampler, gen: torch.Generator,
-                 body_vertices: torch.Tensor, body_faces: torch.Tensor, encoder, text_emb: dict,
-                 p: TextureParams, step: int, image_size: int) -> dict:
+def texture_step(state: TextureState, step: int) -> dict:
     """One §3 optimisation step (`texture_losses`, backward, Adam step); returns the loss terms as floats
     plus the info of `texture_losses` and the current lr."""
-    terms, info = texture_losses(model, sampler, gen, body_vertices, body_faces, encoder, text_emb, p, step,
-                                 image_size)
+    terms, info = texture_losses(state, step)
+    opt = state.optimizer
     opt.zero_grad(set_to_none=True)
     terms["loss"].backward()
     opt.step()

@@ -297,8 +297,8 @@ def contour_edge_hits(uv: torch.Tensor, faces: torch.Tensor, frags: Fragments, h
         # Band: pixels with a pixel of the other coverage state within margin + 1 (square dilation), a
         # superset of the pixels within `margin` of the silhouette (the nearest boundary point has a pixel
         # centre of the other state within one pixel of it).
-        near_cov = _dilate(covered, margin + 1)
-        near_unc = _dilate(~covered, margin + 1)
+        near_cov = dilate_mask(covered, margin + 1)
+        near_unc = dilate_mask(~covered, margin + 1)
         band = torch.where(covered, near_unc, near_cov).reshape(-1)
         # Contour edges per camera: count front (+1) and back (−1) facing valid faces around each edge.
         sign = frags.face_sign.reshape(B, n_faces).repeat_interleave(3, dim=1)      # (B, 3F)
@@ -357,16 +357,19 @@ def contour_edge_hits(uv: torch.Tensor, faces: torch.Tensor, frags: Fragments, h
     return EdgeHits(pix, signed, t, ev, face)
 
 
-def _dilate(mask: torch.Tensor, r: int) -> torch.Tensor:
-    """Binary dilation of mask (B, H, W) bool by a (2r+1)² square (separable shifted ORs; fast on CPU)."""
+def dilate_mask(mask: torch.Tensor, r: int) -> torch.Tensor:
+    """Binary dilation of a bool mask (..., H, W) by a (2r+1)² square (= r iterations of a 3×3, 8-connected
+    structuring element); outside the image counts as off. Separable shifted ORs (fast on CPU). Returns a new
+    bool tensor of the same shape."""
+    mask = mask.bool()
     out = mask.clone()
     for k in range(1, r + 1):
-        out[:, :, k:] |= mask[:, :, :-k]
-        out[:, :, :-k] |= mask[:, :, k:]
+        out[..., :, k:] |= mask[..., :, :-k]
+        out[..., :, :-k] |= mask[..., :, k:]
     rows = out.clone()
     for k in range(1, r + 1):
-        out[:, k:] |= rows[:, :-k]
-        out[:, :-k] |= rows[:, k:]
+        out[..., k:, :] |= rows[..., :-k, :]
+        out[..., :-k, :] |= rows[..., k:, :]
     return out
 
 

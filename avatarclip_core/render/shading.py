@@ -25,18 +25,26 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return F.normalize(out, dim=-1, eps=1e-20)
 
 
-def lambert(colors: torch.Tensor, normals: torch.Tensor, light_dir: torch.Tensor, ambient: float = 0.5) -> torch.Tensor:
-    """Lambert + ambient shading: colors·(ambient + (1 − ambient)·max(0, n·l)).
+def lambert_factor(normals: torch.Tensor, light_dir: torch.Tensor, ambient=0.5) -> torch.Tensor:
+    """The Lambert + ambient shading factor s = ambient + (1 − ambient)·clamp(n·l, 0, 1), the one shading rule of the
+    package: neural_renderer's default for meshes (docs/method.md §0) and AvatarCLIP's random shading of the NeuS
+    texture (§3.6, `render_geometry_cast_light` of §4).
 
     Args:
-        colors: (..., 3) albedo in [0, 1]; normals: (..., 3) unit normals (world frame).
+        normals: (..., 3) unit normals (world frame); NaN where there is no surface (→ s = 1, fully lit).
         light_dir: (..., 3) unit direction *towards* the light (world frame), broadcastable to normals.
-        ambient: ambient term in [0, 1] (NR default 0.5).
+        ambient: ambient term in [0, 1] (float or tensor broadcastable to (..., 1); NR default 0.5).
     Returns:
-        (..., 3) shaded colours.
+        (..., 1) shading factors.
     """
-    diffuse = (normals * light_dir).sum(-1, keepdim=True).clamp_min(0.0)
-    return colors * (ambient + (1.0 - ambient) * diffuse)
+    diffuse = torch.nan_to_num((normals * light_dir.to(normals)).sum(-1, keepdim=True).clamp(0, 1), nan=1.0)
+    return ambient + (1.0 - ambient) * diffuse
+
+
+def lambert(colors: torch.Tensor, normals: torch.Tensor, light_dir: torch.Tensor, ambient: float = 0.5) -> torch.Tensor:
+    """Lambert-shaded colours (..., 3): colors (..., 3) albedo in [0, 1] × `lambert_factor(normals, light_dir,
+    ambient)`."""
+    return colors * lambert_factor(normals, light_dir, ambient)
 
 
 def composite(rgb: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:

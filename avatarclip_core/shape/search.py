@@ -16,13 +16,14 @@ from tqdm.auto import tqdm
 from ..body import BodyModel
 from ..cameras import Cameras, eye_from_angles, look_at
 from ..guidance import losses, prompts
+from ..params import Params, param
 from ..render import render_mesh
 
 SKIN = (0.80, 0.62, 0.52)  # a neutral skin tone: CLIP sees a person, not a grey statue
 
 
 @dataclass
-class ShapeParams:
+class ShapeParams(Params):
     """Stage-1 parameters.
 
     num_candidates: shapes drawn uniformly from the body model's plausible range (plus the neutral body).
@@ -32,24 +33,15 @@ class ShapeParams:
     batch_size: candidates rendered and encoded per batch.
     """
 
-    num_candidates: int = 256
-    image_size: int = 224
-    azimuths_deg: list[float] = (30.0,)
-    distance: float = 2.0
-    fov_deg: float = 60.0
-    batch_size: int = 16
+    num_candidates: int = param(256, ge=1, fix="e.g. 256")
+    image_size: int = param(224, ge=16, fix="pixels; 224 matches CLIP")
+    azimuths_deg: list[float] = param(factory=lambda: [30.0])
+    distance: float = param(2.0, gt=0, fix="metres")
+    fov_deg: float = param(60.0, gt=0, lt=180)
+    batch_size: int = param(16, ge=1)
 
-    def validate(self):
-        if self.num_candidates < 1:
-            raise ValueError(f"num_candidates = {self.num_candidates} must be ≥ 1 (e.g. 256)")
-        if self.image_size < 16:
-            raise ValueError(f"image_size = {self.image_size} must be ≥ 16 pixels (224 matches CLIP)")
-        if not self.azimuths_deg:
-            raise ValueError("azimuths_deg is empty; give at least one view, e.g. [30]")
-        if self.distance <= 0:
-            raise ValueError(f"distance = {self.distance} must be positive (metres)")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size = {self.batch_size} must be ≥ 1")
+    def relations(self):
+        yield len(self.azimuths_deg) > 0, "azimuths_deg", "give at least one view, e.g. [30]"
 
 
 @dataclass

@@ -1,14 +1,19 @@
-"""Encoders for tests and CPU smoke runs without CLIP weights (docs/design.md §4).
+"""Test encoders: stand-ins for CLIP in tests and CPU smoke runs without weights (docs/design.md §4).
+
+Each is an `Encoder` (guidance/encoder.py). They are chosen by name only through `factory.load_encoder` (or the
+config key `run.clip_model`) while ``AVATARCLIP_TEST_ENCODERS=1`` is set; tests may also construct them directly.
+The production module `clip_model` never imports this one.
 
 * `make_tiny_clip(path)`: a tiny, random-init open_clip CLIP (ViT image tower + transformer text tower, the
   same architecture family as ViT-B-32, real open_clip tokenizer) written to disk and loaded with
   ``load_clip(path)`` through the same code path as real checkpoints. It has no semantics; it exercises the
-  plumbing (shapes, devices, gradients, files).
-* Oracle encoders with known, differentiable semantics behind the `encode_image(images, alpha)` /
-  `encode_text(texts)` interface: `ColorOracle` (colour words ↔ mean foreground colour), `SizeOracle`
-  ("tall", "short", "fat", "thin" ↔ silhouette height and bulk), `PoseOracle` ("raising both arms",
-  "walking", "squatting" ↔ silhouette elongation and leg spread). Tests assert that optimisers move toward
-  the prompt under an oracle; they say nothing about real CLIP quality.
+  plumbing (shapes, devices, gradients, files). Names: ``"tiny"`` (the file ``<cache_dir>/tiny_clip.pt``, written
+  on first use) and ``"tiny:<path>"`` (a given tiny-CLIP file).
+* Oracle encoders with known, differentiable semantics: `ColorOracle` (colour words ↔ mean foreground colour),
+  `SizeOracle` ("tall", "short", "fat", "thin" ↔ silhouette height and bulk), `PoseOracle` ("raising both arms",
+  "walking", "squatting" ↔ silhouette elongation and leg spread); names ``"oracle:color" | "oracle:size" |
+  "oracle:pose"``. Tests assert that optimisers move toward the prompt under an oracle; they say nothing about real
+  CLIP quality.
 
 Shared construction of the Size/Pose oracles: the image embedding is ``normalize([f_1, …, f_k, 1])`` where
 each f is a dimensionless silhouette feature that is 0 for a typical standing adult; the text embedding is
@@ -22,15 +27,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .clip_model import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, TINY_CLIP_FORMAT
+from .clip_model import (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, TINY_CLIP_FORMAT, _read_tiny_meta, default_cache_dir,
+                         load_clip)
+from .encoder import ORACLES
 
 __all__ = [
-    "TINY_CLIP_CONFIG", "make_tiny_clip", "silhouette_stats", "foreground_from_border",
+    "TINY_CLIP_CONFIG", "make_tiny_clip", "make_test_encoder", "silhouette_stats", "foreground_from_border",
     "ColorOracle", "SizeOracle", "PoseOracle", "COLOR_WORDS", "stick_figure_alpha",
 ]
 
@@ -51,7 +59,8 @@ def make_tiny_clip(path: str | os.PathLike, seed: int = 0) -> str:
     ``torch.manual_seed(seed)`` (the global RNG state is restored afterwards); floating-point weights are stored
     in float16 (≈1 MB, mostly the 49,408×8 token embedding). The file is a dict
     ``{"state_dict": …, "avatarclip_tiny_clip": {"arch", "model_cfg", "preprocess_cfg", "seed"}}`` written
-    atomically; `load_clip(path)` or `load_clip("tiny:" + path)` reads it through open_clip's checkpoint loader.
+    atomically; `load_clip(path)` (or the test name ``"tiny:" + path``) reads it through open_clip's checkpoint
+    loader.
     The same seed gives identical weights.
     """
     import open_clip
@@ -130,7 +139,8 @@ def _has(text: str, pattern: str) -> bool:
 
 
 class _Oracle:
-    """Encoder interface shared by the oracles: call = encode_image; `to(device)` moves text embeddings."""
+    """Base of the oracles, each an `Encoder` (guidance/encoder.py): call = encode_image; `to(device)` moves text
+    embeddings."""
 
     def __call__(self, images, alpha=None):
         return self.encode_image(images, alpha)
@@ -167,20 +177,26 @@ class _KeywordOracle(_Oracle):
         return signs
 
     def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
-        """Prompts (full template sentences) → (B, D) unit vectors ``normalize([T·signs, 1])`` (float32)."""
+        """`Encoder.encode_text` (guidance/encoder.py): embedding ``normalize([T·signs, 1])``."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise ValueError(f"{self.name}.encode_text needs a non-empty list of non-empty strings, got {texts!r}")
         rows = [[self.text_gain * s for s in self.text_signs(t)] + [1.0] for t in texts]
         return F.normalize(torch.tensor(rows, dtype=torch.float32, device=self.device), dim=-1)
 
-    def features(self, images: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover
-        """(B, H, W, 3) images, optional (B, H, W) alpha → (B, D − 1) dimensionless features."""
+    def features(self, images: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        """(B, H, W, 3) images, optional (B, H, W) alpha → (B, D − 1) dimensionless features: `from_stats` of
+        the silhouette statistics (alpha, or `foreground_from_border` of the images when alpha is None)."""
+        return torch.stack(self.from_stats(silhouette_stats(foreground_from_border(images) if alpha is None
+                                                            else alpha)), dim=-1)
+
+    def from_stats(self, s: dict) -> tuple:  # pragma: no cover
+        """The features (each (B,)) from `silhouette_stats` output `s`."""
         raise NotImplementedError
 
     def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, H, W, 3) images (+ optional (B, H, W) alpha) → (B, D) unit vectors ``normalize([features, 1])``,
-        differentiable w.r.t. images and alpha. Raises ValueError on bad shapes."""
+        """`Encoder.encode_image` (guidance/encoder.py): embedding ``normalize([features, 1])``, differentiable
+        w.r.t. images and alpha."""
         _check_images(images, alpha, self.name)
         f = self.features(images, alpha)
         return F.normalize(torch.cat([f, torch.ones_like(f[:, :1])], dim=-1), dim=-1)
@@ -231,7 +247,7 @@ class ColorOracle(_Oracle):
         return tuple(sum(c[i] for c in found) / len(found) for i in range(3))
 
     def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
-        """Prompts → (B, 8) unit vectors normalize(φ(text colour)), float32."""
+        """`Encoder.encode_text` (guidance/encoder.py): embedding normalize(φ(text colour)), D = 8."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise ValueError(f"{self.name}.encode_text needs a non-empty list of non-empty strings, got {texts!r}")
@@ -239,8 +255,8 @@ class ColorOracle(_Oracle):
         return F.normalize(self._phi(c), dim=-1)
 
     def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, H, W, 3) images in [0, 1] (+ optional (B, H, W) alpha) → (B, 8) unit vectors
-        normalize(φ(mean foreground colour)); differentiable w.r.t. images and alpha."""
+        """`Encoder.encode_image` (guidance/encoder.py): embedding normalize(φ(mean foreground colour)), D = 8;
+        differentiable w.r.t. images and alpha."""
         _check_images(images, alpha, self.name)
         if alpha is None:
             c = images.float().mean((1, 2))
@@ -280,13 +296,9 @@ class SizeOracle(_KeywordOracle):
         super().__init__(text_gain, device)
         self.height_ref, self.bulk_ref = float(height_ref), float(bulk_ref)
 
-    def features(self, images, alpha):
-        """(B, 2) features as documented in the class docstring."""
-        a = foreground_from_border(images) if alpha is None else alpha
-        s = silhouette_stats(a)
-        height = s["height"] / self.height_ref - 1.0
-        bulk = s["area_px"] / s["rows"].clamp_min(1.0) ** 2 / self.bulk_ref - 1.0
-        return torch.stack([height, bulk], dim=-1)
+    def from_stats(self, s):
+        """(height, bulk) as documented in the class docstring."""
+        return (s["height"] / self.height_ref - 1.0, s["area_px"] / s["rows"].clamp_min(1.0) ** 2 / self.bulk_ref - 1.0)
 
 
 class PoseOracle(_KeywordOracle):
@@ -318,13 +330,10 @@ class PoseOracle(_KeywordOracle):
         super().__init__(text_gain, device)
         self.elong_ref, self.spread_ref = float(elong_ref), float(spread_ref)
 
-    def features(self, images, alpha):
-        """(B, 2) features as documented in the class docstring."""
-        a = foreground_from_border(images) if alpha is None else alpha
-        s = silhouette_stats(a)
-        elong = s["rows"] / s["area_px"].clamp_min(1.0).sqrt() / self.elong_ref - 1.0
-        legs = s["leg_spread"] / self.spread_ref - 1.0
-        return torch.stack([elong, legs], dim=-1)
+    def from_stats(self, s):
+        """(elongation, legs) as documented in the class docstring."""
+        return (s["rows"] / s["area_px"].clamp_min(1.0).sqrt() / self.elong_ref - 1.0,
+                s["leg_spread"] / self.spread_ref - 1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -383,3 +392,45 @@ def stick_figure_alpha(size: int = 64, height: float = 0.7, arms: str = "down", 
     for p in parts:
         out = 1.0 - (1.0 - out) * (1.0 - p)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# test encoder names (dispatched here by `factory.load_encoder`, which checks the AVATARCLIP_TEST_ENCODERS switch)
+def make_test_encoder(name: str, cache_dir: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
+                      fp16: bool = False):
+    """The test encoder named `name`, an `Encoder` (guidance/encoder.py).
+
+    Args:
+        name: ``"tiny"`` (the tiny CLIP at ``<cache_dir>/tiny_clip.pt``, written by `make_tiny_clip` on first use),
+            ``"tiny:<path>"`` (a tiny-CLIP file written by `make_tiny_clip`), or ``"oracle:color" | "oracle:size" |
+            "oracle:pose"``.
+        cache_dir: folder of the ``"tiny"`` file (default `clip_model.default_cache_dir()`).
+        device: "cpu", "cuda", a torch.device, or "auto"/None (CUDA when available).
+        fp16: for the tiny CLIP, as `load_clip` (CUDA only); ignored by the oracles.
+    Raises:
+        ValueError: an unknown name or oracle, a missing file, or a ``tiny:`` file that is not a tiny-CLIP checkpoint.
+    """
+    from ..device import resolve_device
+
+    if name.startswith("oracle:"):
+        oracles = dict(zip(ORACLES, (ColorOracle, SizeOracle, PoseOracle)))
+        kind = name.split(":", 1)[1]
+        if kind not in oracles:
+            raise ValueError(f"unknown oracle {name!r}; use one of {', '.join('oracle:' + k for k in oracles)}")
+        return oracles[kind]().to(resolve_device(device))
+    if name == "tiny":
+        path = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "tiny_clip.pt"
+        if not path.is_file():
+            make_tiny_clip(path)
+    elif name.startswith("tiny:"):
+        path = Path(name[len("tiny:"):]).expanduser()
+        if not path.is_file():
+            raise ValueError(f"CLIP checkpoint file {path} does not exist; check the path given as `run.clip_model` "
+                             f"(or --clip), or use a model name such as 'ViT-B-32'")
+        if _read_tiny_meta(path) is None:
+            raise ValueError(f"{path} is not a tiny-CLIP checkpoint (no {TINY_CLIP_FORMAT!r} entry); write one with "
+                             "avatarclip_core.guidance.test_encoders.make_tiny_clip(path) or drop the 'tiny:' prefix")
+    else:
+        raise ValueError(f"{name!r} is not a test encoder name; use 'tiny', 'tiny:<path>' or "
+                         f"{', '.join('oracle:' + k for k in ORACLES)}")
+    return load_clip(path, device=device, cache_dir=cache_dir, fp16=fp16)
