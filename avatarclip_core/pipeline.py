@@ -16,7 +16,7 @@ from . import skeleton, stages
 from .body import get_body_model, stand_pose
 from .config import Config, ConfigError
 from .io import atomic_save_npz, atomic_write_json
-from .rundir import RunDir
+from .rundir import RunDir, run_lock
 from .video import write_mp4, write_png
 
 
@@ -338,8 +338,9 @@ def run_video(run: RunDir, conf: Config, progress: bool = True, on_progress=None
 
 
 def prepare_run(root: str | Path, conf: Config) -> RunDir:
-    """Create `root`, write the resolved `run.conf`, and return the RunDir."""
+    """Create `root`, write the resolved `run.conf` (under the run lock: raises RunLocked while another process
+    uses the run), and return the RunDir."""
     run = RunDir(Path(root))
-    run.root.mkdir(parents=True, exist_ok=True)
-    run.write_run_conf(conf.to_hocon())
+    with run_lock(run.root):
+        run.write_run_conf(conf.to_hocon())
     return run

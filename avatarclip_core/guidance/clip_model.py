@@ -19,6 +19,7 @@ import difflib
 import os
 import socket
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -147,6 +148,8 @@ class ClipEncoder(torch.nn.Module):
         return F.normalize(emb.float(), dim=-1).to(images.device)
 
     def _encode_text_raw(self, texts: list[str]) -> torch.Tensor:
+        for t in texts:
+            warn_if_truncated(self.tokenizer, t)
         tokens = self.tokenizer(texts).to(self.device)
         return self.model.encode_text(tokens).float()
 
@@ -172,6 +175,21 @@ class ClipEncoder(torch.nn.Module):
 
     def __repr__(self) -> str:
         return f"ClipEncoder(name={self.name!r}, embed_dim={self.embed_dim}, image_size={self.image_size})"
+
+
+def warn_if_truncated(tokenizer, text: str) -> bool:
+    """Warn (UserWarning) when `text` is longer than the tokenizer's context (77 tokens for CLIP, start and end
+    tokens included): CLIP reads only the beginning and the rest is cut off. Returns whether it was."""
+    encode, context = getattr(tokenizer, "encode", None), getattr(tokenizer, "context_length", None)
+    if encode is None or context is None:
+        return False
+    ids = encode(text)
+    if len(ids) + 2 <= context:
+        return False
+    kept = tokenizer.decode(ids[:context - 2]).strip() if hasattr(tokenizer, "decode") else ""
+    warnings.warn(f"prompt of {len(ids)} tokens is longer than CLIP's context of {context - 2}: it is truncated to "
+                  f"{kept!r}; shorten it to keep the rest", UserWarning, stacklevel=3)
+    return True
 
 
 # ----------------------------------------------------------------------------------------------------------

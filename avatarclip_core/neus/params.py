@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ..params import Params, group, param
 
 _ENCODINGS = ("frequency", "hashgrid")
+MAX_STEPS = 1_000_000  # the reference's longest schedule is 300,000 steps; 10⁶ would take days even on a GPU
+_DAYS = "the reference's longest schedule is 300,000 steps; more would take days"
 
 
 @dataclass
@@ -133,8 +135,8 @@ class ScheduleParams(Params):
     `learning_rate_alpha`·lr at `end_iter`; a validation image every `val_every` steps and a checkpoint every
     `save_every` steps and at the end. Defaults are stage 3's; stage 2 sets its own."""
 
-    iterations: int = param(30000, ge=1)
-    end_iter: int = param(30000, ge=1)
+    iterations: int = param(30000, ge=1, le=MAX_STEPS, fix=_DAYS)
+    end_iter: int = param(30000, ge=1, le=MAX_STEPS, fix=_DAYS)
     warm_up_end: int = param(500, ge=0)
     learning_rate: float = param(5e-4, gt=0)
     learning_rate_alpha: float = param(0.05, ge=0, le=1, fix="a fraction of the learning rate")
@@ -143,6 +145,8 @@ class ScheduleParams(Params):
 
     def relations(self):
         yield self.warm_up_end < self.end_iter, "warm_up_end", f"use a value in [0, end_iter={self.end_iter})"
+        yield (self.iterations <= self.end_iter, "iterations",
+               f"use at most end_iter={self.end_iter} steps (the cosine schedule ends there), or raise end_iter too")
 
 
 @dataclass
@@ -158,7 +162,7 @@ class ViewParams(Params):
     """The init camera ring (docs/method.md §1.4): image_size px (256), distance m (2.2), fov_deg (60°),
     elevations_deg ([-60 … 40]), azimuth_step_deg (20 → 18 azimuths, 108 views)."""
 
-    image_size: int = param(256, ge=1)
+    image_size: int = param(256, ge=1, le=2048)
     distance: float = param(2.2, gt=1.0, fix="cameras must sit outside the unit sphere (> 1 m)")
     fov_deg: float = param(60.0, gt=0, lt=180)
     elevations_deg: list[float] = param(factory=lambda: [-60.0, -40.0, -20.0, 0.0, 20.0, 40.0])
@@ -189,9 +193,9 @@ class SDFInitParams(Params):
 
     mode: str = param("render", choices=("render", "sdf"),
                       fix="'render' = the reference (volume rendering only), 'sdf' = regress the body's SDF first")
-    steps: int = param(1000, ge=1)
-    batch: int = param(4096, ge=1)
-    bank_size: int = param(200000, ge=1)
+    steps: int = param(1000, ge=1, le=MAX_STEPS, fix=_DAYS)
+    batch: int = param(4096, ge=1, le=1 << 22)
+    bank_size: int = param(200000, ge=1, le=1 << 26)
     near_std: float = param(0.03, gt=0, fix="a std in metres, 0.03")
     normal_weight: float = param(0.1, ge=0)
     learning_rate: float | None = param(None, gt=0, fix="None = the schedule's learning rate")
@@ -216,7 +220,7 @@ class NeusInitParams(NeusModelParams):
     loss: InitLossParams = group(InitLossParams)
     views: ViewParams = group(ViewParams)
     sdf_init: SDFInitParams = group(SDFInitParams)
-    batch_size: int = param(5120, ge=1)
+    batch_size: int = param(5120, ge=1, le=1 << 20)
     chunk: int = param(512, ge=1)
 
 
@@ -225,8 +229,8 @@ class RayParams(Params):
     """Stage-3 rays (docs/method.md §3.4): max_ray_num per step (7000; 12544 full), image_size of the grey ground
     truth in px (256), dilation (3×3 dilation iterations of the silhouette, 10), use_silhouettes (True)."""
 
-    max_ray_num: int = param(7000, ge=1)
-    image_size: int = param(256, ge=1)
+    max_ray_num: int = param(7000, ge=1, le=1 << 20)
+    image_size: int = param(256, ge=1, le=2048)
     dilation: int = param(10, ge=0, fix="10 in AvatarCLIP")
     use_silhouettes: bool = True
 
@@ -315,5 +319,5 @@ class TextureParams(Params):
     shading: ShadingParams = group(ShadingParams)
     validation: ValidationViewParams = group(ValidationViewParams)
     chunk: int = param(512, ge=1)
-    mesh_resolution: int = param(256, ge=16, fix="marching-cubes samples per axis: 256 small, 512 full")
+    mesh_resolution: int = param(256, ge=16, le=2048, fix="marching-cubes samples per axis: 256 small, 512 full")
     encoding: str | None = param(None, choices=(None,) + _ENCODINGS, fix="None accepts the init model's")

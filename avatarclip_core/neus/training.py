@@ -7,7 +7,10 @@ step, RNG states) is the caller's `save(step)`; `Checkpoints` says where it goes
 """
 from __future__ import annotations
 
+import math
+import os
 import re
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +22,14 @@ from .params import ScheduleParams
 from .schedule import lr_factor, set_lr
 
 _NUMBERED = re.compile(r"ckpt_(\d+)\.pt")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the stage stopped without checkpointing the bad state (the message names
+    the step and the fix)."""
+
+    def _render_traceback_(self):
+        return [f"\x1b[31mTrainingDiverged\x1b[0m: {self}"]
 
 
 class Checkpoints:
@@ -33,18 +44,33 @@ class Checkpoints:
     def path(self, step: int) -> Path:
         return self.folder / (f"ckpt_{step:06d}.pt" if self.numbered else "ckpt.pt")
 
-    def latest(self) -> Path | None:
-        """The checkpoint to resume from (the highest step when numbered), or None."""
+    def candidates(self) -> list[Path]:
+        """Checkpoint files to resume from, newest first."""
         if not self.numbered:
             path = self.folder / "ckpt.pt"
-            return path if path.is_file() else None
+            return [path] if path.is_file() else []
         found = [(int(m.group(1)), p) for p in self.folder.glob("ckpt_*.pt") if (m := _NUMBERED.fullmatch(p.name))]
-        return max(found)[1] if found else None
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def latest(self) -> Path | None:
+        """The checkpoint to resume from (the highest step when numbered), or None."""
+        found = self.candidates()
+        return found[0] if found else None
 
     def load(self, device) -> dict | None:
-        """The latest checkpoint's dict (tensors on `device`), or None when there is none."""
-        path = self.latest()
-        return None if path is None else torch.load(path, map_location=device, weights_only=False)
+        """The newest checkpoint that loads (tensors on `device`), or None when there is none.
+
+        A checkpoint that fails to load (truncated, corrupt) is renamed `<name>.damaged` with a warning naming
+        it, and the next older one is tried (stage 2 keeps a single file, so it then starts afresh)."""
+        for path in self.candidates():
+            try:
+                return torch.load(path, map_location=device, weights_only=False)
+            except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError … for damaged files
+                damaged = path.with_name(path.name + ".damaged")
+                os.replace(path, damaged)
+                warnings.warn(f"checkpoint {path} cannot be read ({type(err).__name__}: {str(err)[:120]}); moved it "
+                              f"to {damaged.name} and resuming from the previous checkpoint, if any", stacklevel=2)
+        return None
 
     def save(self, payload: dict, step: int) -> Path:
         return atomic_save_torch(payload, self.path(step))
@@ -65,12 +91,21 @@ def train(step_fn: Callable[[int], dict], optimizer: torch.optim.Optimizer, sche
       - every `schedule.save_every` steps and at the last step `save(s)` writes the checkpoint.
     The progress bar (tqdm, hidden when `progress` is False) shows the `postfix` losses every `postfix_every`.
     A `step` ≥ iterations (a finished run being resumed) returns at once.
+
+    Raises: TrainingDiverged as soon as a loss is NaN or ±inf; nothing is saved after the last good checkpoint
+    (stop rather than roll back: a silent retry with another learning rate would make runs irreproducible).
     """
     bar = tqdm(total=schedule.iterations, initial=step, disable=not progress, desc=desc)
     while step < schedule.iterations:
         set_lr(optimizer, schedule.learning_rate * lr_factor(step, schedule.warm_up_end, schedule.end_iter,
                                                              schedule.learning_rate_alpha))
         losses = step_fn(step)
+        bad = {k: v for k, v in losses.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            raise TrainingDiverged(f"{desc}: {', '.join(f'{k} = {v}' for k, v in bad.items())} at step {step + 1}; "
+                                   f"the last checkpoint (step {step - step % schedule.save_every if save else 0} or "
+                                   f"earlier) is kept and a re-run resumes from it — lower the learning rate "
+                                   f"(schedule.learning_rate = {schedule.learning_rate:g}) or the loss weights")
         step += 1
         bar.update(1)
         if progress and step % postfix_every == 0:
