@@ -2,26 +2,31 @@
 with papermill and leaves the executed copies in `<run root>/<run>/notebooks/`; `avatarclip notebooks DIR`
 copies the notebooks out of an installed package.
 
-Everything that can fail fast is checked first (configuration, prompts, SMPL files, CLIP weights), so a bad
-value stops the run within seconds, before any long work. Runs live under the run root of `paths.exp_root`
-(`--exp-root`, else $AVATARCLIP_EXP, else ./exp of the project folder), the same folder the notebooks use.
+Everything that can fail fast is checked first, before torch is imported (stages, run name, configuration, run
+root, prompts, SMPL files, the CLIP model name or file, finished upstream stages), then the CLIP weights; a user
+error prints one line naming the value and the fix and exits with status 2, within about a second. Runs live under
+the run root of `paths.exp_root` (`--exp-root`, else $AVATARCLIP_EXP, else ./exp of the project folder), the same
+folder the notebooks use.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from . import stages
 from .config import ConfigError
 from .guidance.encoder import ClipWeightsMissing  # torch-free module (guidance/encoder.py)
-from .rundir import UpstreamMissing
+from .neus.training import TrainingDiverged  # torch-free until a checkpoint is loaded
+from .rundir import RunDir, RunLocked, UpstreamMissing, run_lock
 
 #: Errors whose message already names the value and the fix: printed as one line, exit status 2.
 USER_ERROR_CLASSES: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, UpstreamMissing,
-                                                       ClipWeightsMissing)
+                                                       ClipWeightsMissing, RunLocked, TrainingDiverged)
 #: The same errors as papermill reports them from a notebook kernel (`PapermillExecutionError.ename`).
 USER_ERROR_NAMES = frozenset(c.__name__ for c in USER_ERROR_CLASSES)
 
@@ -50,16 +55,38 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", default=",".join(stages.BY_ID), help="comma-separated stage numbers to run")
     r.add_argument("--no-notebooks", action="store_true",
                    help="call the stage functions directly instead of executing the notebooks")
+    g = sub.add_parser("gc", help="delete the stage caches (results of earlier inputs kept under <run>/.cache)")
+    g.add_argument("--run", default="", help="only this run (default: every run under the run root)")
+    g.add_argument("--exp-root", default="", help="folder holding runs (default $AVATARCLIP_EXP, else ./exp)")
     n = sub.add_parser("notebooks", help="copy the notebooks into a folder (for an installed package)")
     n.add_argument("dir", help="destination folder (created; existing notebooks are not overwritten)")
     n.add_argument("--force", action="store_true", help="overwrite notebooks that are already there")
     return p
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(s.strip() for s in str(err).splitlines() if s.strip()) or type(err).__name__
+
+
+def _hocon_errors() -> tuple[type[BaseException], ...]:
+    """What pyhocon raises on bad HOCON text (pyparsing syntax errors, unresolved substitutions)."""
+    from pyhocon.exceptions import ConfigException
+    from pyparsing import ParseBaseException
+
+    return ConfigException, ParseBaseException
+
+
 def _overrides(args) -> dict:
     from .config import parse_override
 
-    out = dict(parse_override(s) for s in args.set)
+    out = {}
+    for text in args.set:
+        try:
+            key, value = parse_override(text)
+        except _hocon_errors() as err:
+            raise ConfigError(f"--set {text!r}: the value is not valid HOCON ({_one_line(err)}); quote text values, "
+                              "e.g. --set 'prompts.shape=\"a tall person\"', and close lists, e.g. [1, 2]") from None
+        out[key] = value
     for key, value in (("run.clip_model", args.clip), ("run.body", args.body), ("run.device", args.device),
                        ("run.smpl_dir", args.smpl_dir)):
         if value:
@@ -67,18 +94,54 @@ def _overrides(args) -> dict:
     return out
 
 
-def preflight(conf, selected: list[stages.Stage]) -> None:
-    """Fail fast: prompts of the selected stages, SMPL files, CLIP weights. Raises the error that names the fix."""
+def check_exp_root(path: Path) -> Path:
+    """The run root `path`, created if missing, after checking that a file can be written in it.
+
+    Raises:
+        ConfigError: it is a file, or it cannot be created or written (the message names the folder and the fix).
+    """
+    fix = "choose a writable folder with --exp-root DIR (or the environment variable AVATARCLIP_EXP)"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"run root {path} is a file, not a folder; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".avatarclip-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename and str(err.filename) != str(path) else ""
+        raise ConfigError(f"run root {path} cannot be created or written ({err.strerror or err}{where}); "
+                          f"{fix}") from None
+    return path
+
+
+def preflight(conf, selected: list[stages.Stage], run_root: str | os.PathLike | None = None) -> None:
+    """Fail fast: prompts of the selected stages, SMPL files, the CLIP model name or file, the finished upstream
+    stages the selection does not run itself (when `run_root` is given) — all without importing torch — and last
+    the CLIP weights (loads the encoder, imports torch). Raises the error that names the value and the fix."""
+    from .guidance.encoder import clip_source_problem
+
     for s in selected:
         for prompt in s.prompts:
             conf.prompts.require(prompt)
     if conf.run.body == "smpl":
-        from .body.smpl_body import find_smpl_file
+        from .body.smpl_files import find_smpl_file  # torch-free
         from .paths import smpl_dir
 
         find_smpl_file(smpl_dir(conf.run.smpl_dir))
-    if any(s.uses_clip(conf) for s in selected):
-        from .pipeline import load_encoder
+    uses_clip = any(s.uses_clip(conf) for s in selected)
+    problem = clip_source_problem(conf.run.clip_model, key="run.clip_model") if uses_clip else None
+    if problem:
+        raise ConfigError(problem)
+    if run_root is not None:
+        run, earlier = RunDir(Path(run_root)), set()
+        for s in selected:  # in the order they run: an upstream stage selected later has not run yet either
+            for up in s.upstream:
+                if up not in earlier:
+                    run.require(up)  # UpstreamMissing: not finished, or a file of it is missing / changed
+            earlier.add(s.folder)
+    if uses_clip:
+        from .pipeline import load_encoder  # the first torch import
 
         load_encoder(conf)
 
@@ -94,12 +157,27 @@ def cmd_run(args) -> int:
     if not selected:
         raise ConfigError(f"--stages {args.stages!r} names no stage; use e.g. --stages 01,02 "
                           f"(stages {','.join(stages.BY_ID)})")
+    run_name = check_run_name(args.run)
+    if args.preset.endswith(".conf"):  # absolute: the notebooks run with the run folder as working directory
+        args.preset = str(Path(args.preset).expanduser().resolve())
     overrides = _overrides(args)
     prompts = {"shape": args.shape, "appearance": args.appearance, "motion": args.motion}
     exp_root = resolve_exp_root(args.exp_root)
-    run_root = exp_root / check_run_name(args.run)
-    conf = load_run_config(run_root, args.preset, overrides, prompts)
-    preflight(conf, selected)
+    run_root = exp_root / run_name
+    try:
+        conf = load_run_config(run_root, args.preset, overrides, prompts)
+    except _hocon_errors() as err:
+        source = (f"--preset {args.preset}" if args.preset.endswith(".conf") else
+                  f"{run_root / 'run.conf'}" if (run_root / "run.conf").is_file() else f"preset {args.preset!r}")
+        raise ConfigError(f"the configuration ({source}) is not valid HOCON: {_one_line(err)}; fix its syntax "
+                          "(or its ${…} references)") from None
+    check_exp_root(exp_root)
+    with run_lock(run_root):  # one process per run folder, from the first check to the last stage
+        return _run_stages(args, conf, selected, exp_root, run_root, overrides, prompts)
+
+
+def _run_stages(args, conf, selected, exp_root: Path, run_root: Path, overrides: dict, prompts: dict) -> int:
+    preflight(conf, selected, run_root)
     start = time.time()
     from . import pipeline
 
@@ -139,6 +217,24 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_gc(args) -> int:
+    """Delete `<run>/.cache` of one run or of every run under the run root; prints what was freed."""
+    from .config import check_run_name
+    from .paths import exp_root as resolve_exp_root
+
+    root = resolve_exp_root(args.exp_root)
+    runs = [root / check_run_name(args.run)] if args.run else sorted(p for p in root.glob("*") if p.is_dir())
+    total = 0
+    for run_root in runs:
+        with run_lock(run_root):
+            freed = RunDir(run_root).clear_cache()
+        if freed:
+            print(f"{run_root}: freed {freed / 2 ** 20:.1f} MiB")
+        total += freed
+    print(f"stage caches cleared: {total / 2 ** 20:.1f} MiB freed in {len(runs)} run(s) under {root}")
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     from .paths import shipped_dir
 
@@ -160,7 +256,7 @@ def cmd_notebooks(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return cmd_run(args) if args.command == "run" else cmd_notebooks(args)
+        return {"run": cmd_run, "gc": cmd_gc, "notebooks": cmd_notebooks}[args.command](args)
     except USER_ERROR_CLASSES as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

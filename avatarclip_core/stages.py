@@ -71,7 +71,7 @@ def _resolve(path: str):
 
 _P = "avatarclip_core.pipeline:"
 STAGES: tuple[Stage, ...] = (
-    Stage("01", "01_shape", "01_coarse_shape", _P + "run_coarse_shape", "shape", "avatarclip_core.shape.search:ShapeParams", ("shape",), True, (), False,
+    Stage("01", "01_shape", "01_coarse_shape", _P + "run_coarse_shape", "shape", "avatarclip_core.shape.params:ShapeParams", ("shape",), True, (), False,
           ("preview.png",), "Stage 1 — coarse body shape",
           "Renders candidate bodies from the body model's shape space, embeds them with CLIP and picks the one whose "
           "embedding offset from the neutral body best matches the prompt's offset from a neutral prompt "
@@ -85,11 +85,11 @@ STAGES: tuple[Stage, ...] = (
           "Optimises the NeuS geometry and a texture head so random renders match the appearance prompt under CLIP "
           "(AvatarCLIP §3.3), then extracts `avatar.ply` with vertex colours. Progress images become "
           "`progress.mp4`."),
-    Stage("04", "04_poses", "04_pose_retrieval", _P + "run_poses", "poses", "avatarclip_core.motion.retrieval:PoseParams", ("motion",), True, (), False,
+    Stage("04", "04_poses", "04_pose_retrieval", _P + "run_poses", "poses", "avatarclip_core.motion.params:PoseParams", ("motion",), True, (), False,
           ("candidate_*.png",), "Stage 4 — candidate poses",
           "Scores a library of poses retargeted from CMU mocap with CLIP against the motion prompt and keeps the top "
           "K distinct ones (AvatarCLIP §4.1). Writes `04_poses/candidates.npz` and `candidate_XX.png`."),
-    Stage("05", "05_motion", "05_motion", _P + "run_motion", "motion", "avatarclip_core.motion.interpolation:MotionParams", ("motion",), "optimize", ("04_poses",), False,
+    Stage("05", "05_motion", "05_motion", _P + "run_motion", "motion", "avatarclip_core.motion.params:MotionParams", ("motion",), "optimize", ("04_poses",), False,
           ("preview.mp4",), "Stage 5 — motion",
           "Turns the ranked candidate poses into a smooth motion (AvatarCLIP §4.2). Writes `05_motion/motion.npz`, "
           "`motion.bvh` and `preview.mp4` (the plain body moving).", clip_sections=("poses",)),

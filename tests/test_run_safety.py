@@ -158,3 +158,23 @@ def test_absurd_value_on_a_finished_run_leaves_it_intact(tmp_path):
     assert out.returncode == 2 and "texture.schedule.iterations = 1000000000" in out.stderr + out.stdout
     assert {p: p.read_bytes() for p in run.root.rglob("*") if p.is_file()} == before
     assert time.perf_counter() - t0 < 30
+
+
+def test_cli_refuses_a_run_in_use_and_gc_empties_the_stage_cache(tmp_path):
+    exp = tmp_path / "exp"
+    run = RunDir(exp / "busy")
+    run.stage("01_shape", {"v": 1}, lambda f: (f / "a.txt").write_text("1") and {}, log=quiet)
+    run.stage("01_shape", {"v": 2}, lambda f: (f / "a.txt").write_text("2") and {}, log=quiet)
+    assert run.cache_root.is_dir()
+    env = {k: v for k, v in os.environ.items() if k != LOCK_ENV}
+    cmd = [sys.executable, "-m", "avatarclip_core"]
+    with run_lock(run.root):
+        t0 = time.perf_counter()
+        busy = subprocess.run(cmd + ["run", "--run", "busy", "--exp-root", str(exp), "--preset", "tiny", "--shape", "x",
+                                     "--stages", "01"], capture_output=True, text=True, timeout=120, env=env)
+        elapsed = time.perf_counter() - t0
+    assert busy.returncode == 2 and f"in use by pid {os.getpid()}" in busy.stderr, busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1 and elapsed < 10
+    gc = subprocess.run(cmd + ["gc", "--exp-root", str(exp)], capture_output=True, text=True, timeout=120, env=env)
+    assert gc.returncode == 0 and "freed" in gc.stdout and not run.cache_root.exists()
+    assert (run.path("01_shape") / "a.txt").read_text() == "2"  # the current result is untouched

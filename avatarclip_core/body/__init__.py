@@ -1,5 +1,34 @@
-"""Body models behind one interface (`BodyModel`): `anny` (default, open) and `smpl` (licensed files)."""
-from .base import BodyMesh, BodyModel, stand_pose
-from .registry import get_body_model
+"""Body models behind one interface (`BodyModel`): `anny` (default, open) and `smpl` (licensed files).
+
+Names are imported on first access (PEP 562), so ``import avatarclip_core.body.smpl_files`` (the configuration
+check) does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "base": ("BodyMesh", "BodyModel", "stand_pose"),
+    "registry": ("get_body_model",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = ["BodyMesh", "BodyModel", "stand_pose", "get_body_model"]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):  # a submodule not imported yet (`avatarclip_core.<package>.<module>` as before)
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -15,7 +15,6 @@ paths only (a tiny-CLIP file given by its path included); the test encoder names
 """
 from __future__ import annotations
 
-import difflib
 import os
 import socket
 import threading
@@ -29,7 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from ..device import resolve_device
-from .encoder import ClipWeightsMissing, is_test_encoder_name  # the error class is torch-free
+from ..params import ConfigError
+from .encoder import (CHECKPOINT_SUFFIXES, ClipWeightsMissing, checkpoint_problem,  # torch-free (the CLI checks first)
+                      is_test_encoder_name, missing_checkpoint_message, unknown_model_message)
 
 __all__ = [
     "OPENAI_CLIP_MEAN",
@@ -48,7 +49,7 @@ OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Marker key stored in tiny-CLIP checkpoints written by `avatarclip_core.guidance.test_encoders.make_tiny_clip`.
 TINY_CLIP_FORMAT = "avatarclip_tiny_clip"
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+_CHECKPOINT_SUFFIXES = CHECKPOINT_SUFFIXES
 _PEEK_MAX_BYTES = 64 * 2**20  # files smaller than this are opened once to look for the tiny-CLIP marker
 _NETWORK_TIMEOUT_S = 2.5
 _CONFIG_HINT = ("point the config key `run.clip_model` at a local file (HOCON: `run.clip_model = \"/path/to/ViT-B-32.pt\"`; "
@@ -305,10 +306,13 @@ def _build(arch: str, checkpoint: str, pretrained_tag: str | None, device: torch
     pcfg = open_clip.get_pretrained_cfg(arch, pretrained_tag) if pretrained_tag else {}
     overrides = dict(model_overrides or {})
     quick_gelu = bool(overrides.pop("quick_gelu", pcfg.get("quick_gelu", False)))
-    model = open_clip.create_model(
-        arch, pretrained=str(checkpoint), device="cpu", force_quick_gelu=quick_gelu,
-        weights_only=not _is_torchscript(Path(checkpoint)), require_pretrained=True,
-        **({"quick_gelu": quick_gelu, **overrides} if overrides else {}))
+    try:
+        model = open_clip.create_model(
+            arch, pretrained=str(checkpoint), device="cpu", force_quick_gelu=quick_gelu,
+            weights_only=not _is_torchscript(Path(checkpoint)), require_pretrained=True,
+            **({"quick_gelu": quick_gelu, **overrides} if overrides else {}))
+    except Exception as err:  # torch.load / load_state_dict errors: one line naming the file, not torch's advice
+        raise ConfigError(_load_failure(checkpoint, arch, err)) from err
     mean = (preprocess or {}).get("mean") or pcfg.get("mean") or OPENAI_CLIP_MEAN
     std = (preprocess or {}).get("std") or pcfg.get("std") or OPENAI_CLIP_STD
     size = open_clip.get_model_preprocess_cfg(model).get("size", 224)
@@ -322,16 +326,24 @@ def _build(arch: str, checkpoint: str, pretrained_tag: str | None, device: torch
     return ClipEncoder(model, tokenizer, name=name, mean=mean, std=std, image_size=size)
 
 
-def _unknown_model_error(name: str) -> ValueError:
+def _load_failure(checkpoint, arch: str, err: Exception) -> str:
+    """One line for a checkpoint open_clip could not load (`_build`)."""
+    import pickle
+
+    if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
+        why = "it holds Python objects besides tensors, which are not unpickled for safety"
+    else:
+        lines = [s.strip() for s in str(err).splitlines() if s.strip()]
+        why = f"{type(err).__name__}: {' '.join(lines[:2])[:200] if lines else 'no message'}"
+    return (f"CLIP checkpoint {checkpoint} cannot be loaded as {arch} ({why}); use a complete open_clip / "
+            "OpenAI state dict, TorchScript or safetensors file of that architecture in `run.clip_model` (--clip), "
+            "or a model name such as 'ViT-B-32'")
+
+
+def _unknown_model_error(name: str) -> ConfigError:
     import open_clip
 
-    models = open_clip.list_models()
-    close = difflib.get_close_matches(name, models, n=5, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return ValueError(
-        f"Unknown CLIP model {name!r}: it is neither an existing file nor an open_clip architecture.{hint} "
-        "List valid names with `python -c \"import open_clip; print(open_clip.list_models())\"` and valid "
-        "name/tag pairs with `open_clip.list_pretrained()`; or pass a path to a local checkpoint file.")
+    return ConfigError(unknown_model_message(name, open_clip.list_models()))  # the CLI checks with the same text
 
 
 def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "openai",
@@ -360,7 +372,9 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
         ClipEncoder on `device`, eval mode, all parameters frozen.
     Raises:
         ValueError: unknown model name (message says how to list valid names), unknown tag for the
-            architecture, a path that does not exist, fp16 on CPU, a test encoder name.
+            architecture, a path that does not exist, fp16 on CPU, a test encoder name. The model-name and file
+            errors are `ConfigError`s (a ValueError) with the texts of `encoder.clip_source_problem`, also for a
+            damaged checkpoint file or one that torch cannot load.
         ClipWeightsMissing: weights not cached and no network (or HF_HUB_OFFLINE=1); raised within ~3 s.
     """
     import open_clip
@@ -378,6 +392,9 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
     looks_like_path = path.suffix in _CHECKPOINT_SUFFIXES or os.sep in raw and not raw.startswith("hf-hub:")
 
     if path.is_file():
+        problem = checkpoint_problem(path)
+        if problem:
+            raise ConfigError(problem)
         meta = _read_tiny_meta(path)
         if meta is not None:
             return _build(meta["arch"], str(path), None, dev, fp16, name=f"tiny:{path}",
@@ -387,9 +404,8 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
         if arch not in open_clip.list_models():
             raise _unknown_model_error(arch)
         return _build(arch, str(path), pretrained, dev, fp16, name=f"{arch}:{path}")
-    if looks_like_path:
-        raise ValueError(f"CLIP checkpoint file {path} does not exist; check the path given as `run.clip_model` "
-                         f"(or --clip), or use a model name such as 'ViT-B-32'")
+    if looks_like_path and raw.replace("/", "-") not in open_clip.list_models():  # "ViT-B/32" is a model name
+        raise ConfigError(missing_checkpoint_message(path))
 
     if raw.startswith("hf-hub:"):
         from huggingface_hub import try_to_load_from_cache

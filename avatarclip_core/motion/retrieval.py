@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -21,81 +20,11 @@ from tqdm.auto import tqdm
 
 from .. import skeleton
 from ..cameras import orbit_cameras
-from ..params import Params, param
 from ..paths import cache_root
+from .params import POSE_GENERATORS, PoseParams  # torch-free home (motion/params.py), importable from here
 from .pose_library import PoseLibrary, load_pose_library, pose_distance
 
-POSE_GENERATORS = ("library", "optimize", "latent")
 _RENDER_VERSION = 1  # bump when the rendering of library poses changes (invalidates cached embeddings)
-
-
-@dataclass
-class PoseParams(Params):
-    """Settings of stage 4, text → poses (docs/method.md §6.1 / §7.2 `pose_generator`).
-
-    Attributes:
-        generator: which pose generator (reference `pose_generator.type`):
-            "library" (default) — CLIP retrieval from the pose library (VPoserCodebook adapted, `retrieve_poses`);
-            "optimize" — direct optimisation of the 21 body-joint rotations (PoseOptimizer, `optimize_poses`);
-            "latent" — optimisation of the pose VAE's 32-d latent through its decoder (VPoserOptimizer,
-            `optimize_pose_latents`). All return (K, 22, 3) sorted by CLIP score.
-        top_k: number of candidates K returned (reference topk 5); fewer when the library runs out of
-            distinct poses.
-        pre_topk: best-scoring poses considered before duplicate suppression (reference 40).
-        dup_threshold: radians; a pose is kept only if its mean |Δθ| (over 22×3 axis-angle components) to
-            every kept pose exceeds this (reference filter_threshold 0.07).
-        azimuths_deg: camera azimuths, degrees, 0 = the body's front (reference: front ± 60° in 30° steps).
-        elevation_deg: camera elevation, degrees (reference: N(0, 0.3²) jitter; we use a fixed value).
-        distance: camera distance from the origin in metres (fits the whole 1.7 m body, arms raised too).
-        fov_deg: horizontal field of view, degrees (reference 60).
-        image_size: square render size in pixels fed to the encoder (reference 256 → 224).
-        color: RGB albedo in [0, 1] of the untextured body (grey-skin).
-        background: background grey level in [0, 1] (reference black).
-        library_limit: use only the first N library poses (farthest-point order, so a prefix is a coarser
-            cover); 0 = all.
-        batch_size: poses rendered per batch while computing embeddings.
-        num_iterations: Adam steps of the "optimize" / "latent" generators (reference num_iteration 500).
-        lr: Adam learning rate of those generators (reference 0.01).
-        init_std: "optimize": the body-joint axis-angle components start from N(0, init_std²) (0 = the rest
-            T-pose; the reference's N(0, 1) gives wildly twisted starts); "latent": z starts from N(0, I).
-        init_pose: "optimize": the mean of the initial poses: "stand" (`body.base.stand_pose()`, arms down,
-            the static avatar's pose) or "rest" (the T-pose, zero rotations).
-        sigma: silhouette edge softness in pixels of the differentiable renders of those generators
-            (`render_mesh` sigma; > 0 so that silhouette gradients reach the pose).
-    """
-
-    top_k: int = param(5, ge=1)
-    pre_topk: int = param(40, ge=1)
-    dup_threshold: float = param(0.07, ge=0, fix="an angle in radians such as 0.07")
-    azimuths_deg: tuple[float, ...] = (-60.0, -30.0, 0.0, 30.0, 60.0)
-    elevation_deg: float = 0.0
-    distance: float = param(2.4, gt=0, fix="a camera distance in metres such as 2.4")
-    fov_deg: float = param(60.0, gt=0, lt=180)
-    image_size: int = param(224, ge=1)
-    color: tuple[float, float, float] = param((0.78, 0.68, 0.6), ge=0, le=1, fix="an RGB triple in [0, 1]")
-    background: float = param(0.0, ge=0, le=1, fix="a grey level")
-    library_limit: int = param(0, ge=0, fix="0 = all poses")
-    batch_size: int = param(8, ge=1)
-    generator: str = param("library", choices=POSE_GENERATORS)
-    num_iterations: int = param(500, ge=0, fix="the reference uses 500")
-    lr: float = param(0.01, gt=0, fix="an Adam learning rate such as 0.01")
-    init_std: float = param(0.1, ge=0, fix="a standard deviation in radians such as 0.1")
-    init_pose: str = param("stand", choices=("stand", "rest"), fix="'stand' = arms down, 'rest' = T-pose")
-    sigma: float = param(0.5, gt=0, fix="0 would stop silhouette gradients")
-
-    def relations(self):
-        yield self.pre_topk >= self.top_k, "pre_topk", f"use pre_topk ≥ top_k ({self.top_k})"
-        yield len(self.azimuths_deg) >= 1, "azimuths_deg", "give at least one azimuth in degrees, e.g. (0,)"
-        yield len(self.color) == 3, "color", "use an RGB triple in [0, 1]"
-
-    def render_key(self) -> dict:
-        """The settings that change the library embeddings (part of the cache key)."""
-        d = asdict(self)
-        for k in ("top_k", "pre_topk", "dup_threshold", "batch_size", "generator", "num_iterations", "lr",
-                  "init_std", "init_pose", "sigma"):
-            d.pop(k)
-        d["azimuths_deg"] = [float(a) for a in self.azimuths_deg]
-        return d
 
 
 def _cameras(params: PoseParams, azimuths=None, elevation=None, distance=None):

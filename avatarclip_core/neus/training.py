@@ -4,6 +4,7 @@ Stage 2 (`init.fit_neus_init`, both of its phases) and stage 3 (`texture.train_t
 step function; the loop owns what they share: the warm-up + cosine learning rate, the progress bar, the
 validation and progress-callback cadence, and when to checkpoint. What a checkpoint holds (model, optimiser,
 step, RNG states) is the caller's `save(step)`; `Checkpoints` says where it goes and finds the one to resume.
+Torch is imported only when a checkpoint is loaded, so the command line can name `TrainingDiverged` cheaply.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import torch
 from tqdm.auto import tqdm
 
 from ..io import atomic_save_torch
@@ -62,6 +62,8 @@ class Checkpoints:
 
         A checkpoint that fails to load (truncated, corrupt) is renamed `<name>.damaged` with a warning naming
         it, and the next older one is tried (stage 2 keeps a single file, so it then starts afresh)."""
+        import torch
+
         for path in self.candidates():
             try:
                 return torch.load(path, map_location=device, weights_only=False)
