@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gc", help="delete the stage caches (results of earlier inputs kept under <run>/.cache)")
     g.add_argument("--run", default="", help="only this run (default: every run under the run root)")
     g.add_argument("--exp-root", default="", help="folder holding runs (default $AVATARCLIP_EXP, else ./exp)")
+    b = sub.add_parser("batch", help="one avatar per row of a prompts CSV, the stages as Ray tasks (docs/batch.md)")
+    b.add_argument("prompts", help="CSV with columns name, shape, appearance, motion (+ optional section.key "
+                                   "override columns)")
+    b.add_argument("--run-root", default="", help="batch folder: one run folder per row (default <exp root>/<CSV "
+                                                  "name>); on a cluster, storage every node sees")
+    b.add_argument("--preset", default="", help="tiny | small | full | fast | a .conf file (default small)")
+    b.add_argument("--clip", default="", help="CLIP model, as for `run`")
+    b.add_argument("--device", default="", help="auto | cpu | cuda")
+    b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override for every row (a row's own section.key column wins)")
+    b.add_argument("--stages", default=",".join(stages.BY_ID), help="comma-separated stage numbers to run")
+    b.add_argument("--address", default=None, help="Ray cluster to join ('auto', 'ray://head:10001'); default: "
+                                                   "start Ray on this machine")
+    b.add_argument("--workers", type=int, default=None, help="CPUs of the embedded Ray (default: all)")
     n = sub.add_parser("notebooks", help="copy the notebooks into a folder (for an installed package)")
     n.add_argument("dir", help="destination folder (created; existing notebooks are not overwritten)")
     n.add_argument("--force", action="store_true", help="overwrite notebooks that are already there")
@@ -217,6 +231,41 @@ def _run_stages(args, conf, selected, exp_root: Path, run_root: Path, overrides:
     return 0
 
 
+def cmd_batch(args) -> int:
+    """`avatarclip batch`: validate the CSV and the shared settings (fast, one-line errors), then run on Ray."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("`avatarclip batch` runs on Ray, which is not installed: pip install 'avatarclip[batch]' "
+                          "(or pip install ray)")
+    from .batch import read_rows, row_status, run_batch
+    from .config import parse_override
+    from .paths import exp_root as resolve_exp_root
+
+    rows = read_rows(args.prompts)
+    try:
+        selected = [stages.get(s).id for s in args.stages.split(",") if s.strip()]
+    except ValueError as err:
+        raise ConfigError(f"--stages {args.stages!r}: {err}") from None
+    if not selected:
+        raise ConfigError(f"--stages {args.stages!r} names no stage; use e.g. --stages 01,02")
+    overrides = dict(parse_override(s) for s in args.set)
+    for key, value in (("run.clip_model", args.clip), ("run.device", args.device)):
+        if value:
+            overrides[key] = value
+    root = Path(args.run_root).expanduser() if args.run_root else resolve_exp_root("") / Path(args.prompts).stem
+    check_exp_root(root)
+    t0 = time.time()
+    rows = run_batch(rows, root, args.preset, overrides, selected, address=args.address, workers=args.workers)
+    statuses = [row_status(r)[0] for r in rows]
+    for row, status in zip(rows, statuses):
+        if status != "ok":
+            print(f"[{row.name}] {status}: {row_status(row)[1]}", file=sys.stderr)
+    print(f"batch: {statuses.count('ok')} of {len(rows)} rows finished in {time.time() - t0:.1f} s → "
+          f"{root / 'index.html'}, {root / 'summary.csv'}")
+    return 0 if statuses.count("ok") == len(rows) else 1
+
+
 def cmd_gc(args) -> int:
     """Delete `<run>/.cache` of one run or of every run under the run root; prints what was freed."""
     from .config import check_run_name
@@ -256,10 +305,13 @@ def cmd_notebooks(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "gc": cmd_gc, "notebooks": cmd_notebooks}[args.command](args)
+        return {"run": cmd_run, "batch": cmd_batch, "gc": cmd_gc, "notebooks": cmd_notebooks}[args.command](args)
     except USER_ERROR_CLASSES as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: every finished artifact is kept; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

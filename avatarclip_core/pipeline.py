@@ -317,11 +317,14 @@ def load_motion(run: RunDir) -> tuple[torch.Tensor, torch.Tensor, float]:
 
 
 def run_video(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
-    """Stage 6: rig the stage-3 avatar with the stage-1 body, drive it with the stage-5 motion →
-    `06_video/avatar.glb` (skinned, animated, vertex colours) and `avatar.mp4` (+ `avatar.gif`)."""
+    """Stage 6: rig the stage-3 avatar with the stage-1 body, clean it, bake the stage-3 NeuS texture head into a
+    UV texture, drive it with the stage-5 motion → `06_video/avatar.glb` (skinned, animated, textured),
+    `avatar.obj/.mtl/.png` and `avatar.mp4` (+ `avatar.gif`) (docs/method.md, Avatar animation)."""
     import trimesh
 
     from . import animate
+    from .neus.init import load_neus
+    from .neus.training import Checkpoints
 
     params = conf.params("video")
     inputs = stage_inputs("06_video", conf)
@@ -330,8 +333,11 @@ def run_video(run: RunDir, conf: Config, progress: bool = True, on_progress=None
         body = body_of(conf)
         mesh = trimesh.load(run.path("03_texture") / "avatar.ply", process=False)
         poses, root, fps = load_motion(run)
+        device = resolve_device(conf.run.device)
+        ckpt = Checkpoints(run.path("03_texture"), numbered=True).latest() if params.texture_size else None
+        neus_model = load_neus(ckpt, device) if ckpt is not None else None  # its texture head → the UV texture
         _, figures = animate.animate_avatar(folder, mesh, body, load_shape(run), poses, root, fps, params,
-                                            device=resolve_device(conf.run.device), progress=progress)
+                                            device=device, progress=progress, neus_model=neus_model)
         return figures
 
     return run.stage("06_video", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))

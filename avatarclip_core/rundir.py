@@ -65,12 +65,13 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def run_lock(root: str | os.PathLike):
+def run_lock(root: str | os.PathLike, token: str | None = None):
     """Hold `<root>/.lock` while the block runs: one process per run folder (docs/design.md §2).
 
     The lock file records pid, host, start time and command line. Re-entrant within a process, and for child
     processes that inherit the holder's token through $AVATARCLIP_RUN_LOCK (the notebooks `avatarclip run`
-    executes). A lock whose process is gone (same host, pid not alive) is stale and taken over.
+    executes). A lock whose process is gone (same host, pid not alive) is stale and taken over. `token` (default:
+    a fresh one) lets one process hold several run folders under one token that its workers inherit (`batch`).
 
     Raises: RunLocked naming the holder when another live process holds the lock (or one on another host).
     """
@@ -84,7 +85,7 @@ def run_lock(root: str | os.PathLike):
         finally:
             _held[lock][1] -= 1
         return
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     me = {"pid": os.getpid(), "host": socket.gethostname(), "token": token, "since": time.strftime("%Y-%m-%d %H:%M:%S"),
           "command": " ".join(os.sys.argv)[:300]}
     inherited = False

@@ -265,3 +265,27 @@ def show_avatar(run_or_glb, width: int = 512, height: int = 512):
 
     glb = run_or_glb.path("06_video") / "avatar.glb" if hasattr(run_or_glb, "path") else Path(run_or_glb)
     _display(_html(viewer_iframe(glb, width, height)))
+
+
+def run_batch_table(prompts_csv: str, batch_name: str, preset: str = "", clip_model: str = "", workers: int = 0,
+                    exp_root: str = "", overrides: dict | None = None):
+    """The batch notebook's work (docs/batch.md): write `prompts_csv` (CSV text: name, shape, appearance, motion,
+    optional section.key columns) to `<run root>/<batch_name>/prompts.csv`, run `batch.run_batch` on a local Ray
+    with `workers` CPUs (0 = all), then show the gallery inline. Returns the rows (with their results).
+
+    Raises: ConfigError for a bad table or setting (before Ray starts); per-row failures are in the gallery."""
+    from .batch import gallery_html, read_rows, run_batch
+    from .config import check_run_name
+    from .io import atomic_write_text
+    from .paths import exp_root as resolve_exp_root
+
+    root = resolve_exp_root(exp_root) / check_run_name(batch_name)
+    table = atomic_write_text(root / "prompts.csv", prompts_csv.strip() + "\n")
+    rows = read_rows(table)
+    extra = dict(overrides or {})
+    if clip_model:
+        extra["run.clip_model"] = clip_model
+    rows = run_batch(rows, root, preset, extra, workers=workers or None)
+    _display(_html(gallery_html(rows, root, inline=True)))
+    return rows
+

