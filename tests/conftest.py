@@ -52,3 +52,19 @@ def write_synthetic_smpl(folder, n_betas: int = 10, seed: int = 0):
     path = os.path.join(folder, "SMPL_NEUTRAL.npz")
     np.savez(path, **data)
     return path, J_regressor @ v
+
+
+@pytest.fixture
+def glb_validator():
+    """`validate_glb` of the Khronos glTF validator; skips the test where node or the validator is unavailable."""
+    import shutil
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the Khronos glTF validator (npm gltf-validator) needs node")
+    from avatarclip_core.animate.gltf_validate import ensure_validator, validate_glb
+
+    try:
+        ensure_validator()
+    except RuntimeError as e:
+        pytest.skip(f"gltf-validator unavailable and could not be installed with npm: {e}")
+    return validate_glb

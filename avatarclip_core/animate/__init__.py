@@ -9,7 +9,7 @@ check) does not import torch.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "gltf_export": ("build_gltf", "export_glb", "top4_weights", "joint_names", "MIXAMO_NAMES"),
@@ -23,28 +23,4 @@ _EXPORTS = {
                      "smooth_weights", "transfer_weights", "unpose"),
     "video_render": ("fit_camera", "render_motion_frames", "render_video"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = ["RiggedAvatar", "rig_avatar", "transfer_weights", "smooth_weights", "unpose", "largest_component",
-           "decimate", "decimate_rigged", "build_gltf", "export_glb", "top4_weights", "validate_glb",
-           "ensure_validator", "VideoParams", "fit_camera", "render_motion_frames", "render_video",
-           "animate_avatar", "bake_avatar_texture", "joint_names", "MIXAMO_NAMES", "cut_webbing", "mesh_report",
-           "part_labels", "webbing_counts", "export_obj", "UVTexture", "unwrap", "bake_texture", "render_textured"]
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_"):  # a submodule not imported yet (`avatarclip_core.<package>.<module>` as before)
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

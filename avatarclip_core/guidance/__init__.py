@@ -15,7 +15,7 @@ not import torch.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "encoder": ("Encoder", "ClipWeightsMissing", "TEST_ENCODERS_ENV", "is_test_encoder_name",
@@ -27,21 +27,4 @@ _EXPORTS = {
     "prompts": ("AppearancePrompts", "appearance_prompts", "pose_prompt", "shape_prompt", "shape_prompts",
                 "SHAPE_NEUTRAL"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("encoder", "factory", "clip_model", "losses", "prompts", "test_encoders")
-
-__all__ = [name for names in _EXPORTS.values() for name in names]
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

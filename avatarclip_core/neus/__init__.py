@@ -6,7 +6,7 @@ check) does not import torch.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "fields": ("ColorNetwork", "NeusModel", "SDFNetwork", "VarianceNetwork", "positional_encoding"),
@@ -19,28 +19,4 @@ _EXPORTS = {
     "texture": ("TextureState", "train_texture"),
     "training": ("Checkpoints",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = ["NeusModel", "SDFNetwork", "ColorNetwork", "VarianceNetwork", "positional_encoding", "NeusInitParams",
-           "NeusModelParams", "TextureParams", "TextureState", "Checkpoints", "fit_neus_init", "fit_body_sdf",
-           "body_sdf_bank", "body_views", "body_view_cameras", "render_body", "load_neus", "render_rays",
-           "render_views", "train_texture", "TextureCameraSampler", "face_anchor", "extract_mesh",
-           "vertex_colors", "save_ply", "render_head_closeup"]
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_"):  # a submodule not imported yet (`avatarclip_core.<package>.<module>` as before)
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
