@@ -106,10 +106,12 @@ def _pose_embeddings_task(run_root: str) -> dict:
     from . import pipeline
     from .motion import library_embeddings, load_pose_library
 
-    conf = load_run_config(run_root)
-    params = conf.params("poses")
-    emb = library_embeddings(pipeline.load_encoder(conf), pipeline.body_of(conf), load_pose_library(), params,
-                             progress=False)
+    try:
+        conf = load_run_config(run_root)
+        emb = library_embeddings(pipeline.load_encoder(conf), pipeline.body_of(conf), load_pose_library(),
+                                 conf.params("poses"), progress=False)
+    except BaseException as err:  # the rows needing these embeddings report it; the batch goes on
+        return {"status": "failed", "stage": "pose_embeddings", "error": _one_line(err)}
     return {"status": "ok", "stage": "pose_embeddings", "count": int(emb.shape[0])}
 
 
@@ -200,7 +202,10 @@ def _schedule(ray, tqdm, rows, confs, root: Path, selected, progress: bool) -> N
     while waiting:
         done, waiting = ray.wait(waiting, num_returns=1)
         row, folder = pending[done[0]]
-        row.results[folder] = ray.get(done[0])
+        try:
+            row.results[folder] = ray.get(done[0])
+        except Exception as err:  # the worker itself died (out of memory, killed): record it, go on
+            row.results[folder] = {"status": "failed", "stage": folder, "error": _one_line(err)}
         bar.update(1)
         bar.set_postfix_str(f"{row.name} {folder} {row.results[folder]['status']}")
     bar.close()

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from avatarclip_core import stages
 
-ROWS = [("knight", "a tall person", "a knight in armour", "raising both arms", ""),
-        ("wizard", "a short person", "a wizard in a <b>blue</b> robe", "waving", ""),
-        ("broken", "a person", "a robot", "walking", "-5"),
-        ("dancer", "a thin person", "a dancer in red", "dancing", "40")]
+ROWS = [("knight", "a tall person", "a knight in armour", "raising both arms", "", ""),
+        ("wizard", "a short person", "a wizard in a <b>blue</b> robe", "waving", "", ""),
+        ("broken", "a person", "a robot", "walking", "-5", ""),        # refused before any work
+        ("dancer", "a thin person", "a dancer in red", "dancing", "40", ""),
+        ("nosmpl", "a person", "a clown", "jumping", "", "smpl")]       # fails inside its stages (no SMPL files)
 
 
 def manifests(root: Path) -> dict[Path, dict]:
@@ -26,11 +27,12 @@ def manifests(root: Path) -> dict[Path, dict]:
 def test_batch_on_local_ray_resumes_isolates_failures_and_builds_a_gallery(tmp_path):
     prompts = tmp_path / "crowd.csv"
     with open(prompts, "w", newline="") as f:
-        csv.writer(f).writerows([("name", "shape", "appearance", "motion", "texture.schedule.iterations"), *ROWS])
+        csv.writer(f).writerows([("name", "shape", "appearance", "motion", "texture.schedule.iterations", "run.body"),
+                                 *ROWS])
     root = tmp_path / "crowd"
     env = {**os.environ, "AVATARCLIP_CACHE": str(tmp_path / "cache"), "RAY_AUTH_MODE": "disabled"}
     cmd = [sys.executable, "-m", "avatarclip_core", "batch", str(prompts), "--run-root", str(root), "--preset", "tiny",
-           "--clip", "tiny", "--device", "cpu", "--workers", "2"]
+           "--clip", "tiny", "--device", "cpu", "--workers", "2", "--set", f"run.smpl_dir={tmp_path / 'no_smpl'}"]
 
     # Ctrl-C once about a third of the 18 stages have finished
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -45,8 +47,9 @@ def test_batch_on_local_ray_resumes_isolates_failures_and_builds_a_gallery(tmp_p
     assert 6 <= len(before) < 18
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 1, again.stderr[-3000:]  # one row is invalid
+    assert again.returncode == 1, again.stderr[-3000:]  # two rows did not finish
     assert "[broken] invalid: texture.schedule.iterations = -5" in again.stderr
+    assert "[nosmpl] failed: 01_shape: FileNotFoundError" in again.stderr
     after = manifests(root)
     assert len(after) == 18  # 3 rows × 6 stages, each with every artifact (manifests verify them)
     assert all(after[p]["finished"] == t for p, t in before.items())  # finished stages were not redone
@@ -57,11 +60,13 @@ def test_batch_on_local_ray_resumes_isolates_failures_and_builds_a_gallery(tmp_p
 
     with open(root / "summary.csv", newline="") as f:
         summary = {r["name"]: r for r in csv.DictReader(f)}
-    assert [summary[n]["status"] for n in ("knight", "wizard", "broken", "dancer")] == ["ok", "ok", "invalid", "ok"]
+    assert [summary[n]["status"] for n in ("knight", "wizard", "broken", "dancer", "nosmpl")] == \
+        ["ok", "ok", "invalid", "ok", "failed"]
+    assert "SMPL" in summary["nosmpl"]["error"]
     assert "iterations = -5" in summary["broken"]["error"] and float(summary["dancer"]["03_texture.seconds"]) > 0
     assert "iterations = 40" in (root / "dancer" / "run.conf").read_text()  # the row's own override
     page = (root / "index.html").read_text()
-    assert page.count("class='card avatar'") == 3 and page.count("class='card failed'") == 1
+    assert page.count("class='card avatar'") == 3 and page.count("class='card failed'") == 2
     assert "&lt;b&gt;blue&lt;/b&gt;" in page and "<b>blue</b>" not in page  # prompts are escaped
     assert all((root / name / "06_video" / "avatar.gif").is_file() for name in ("knight", "wizard", "dancer"))
 
