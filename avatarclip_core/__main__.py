@@ -72,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--address", default=None, help="Ray cluster to join ('auto', 'ray://head:10001'); default: "
                                                    "start Ray on this machine")
     b.add_argument("--workers", type=int, default=None, help="CPUs of the embedded Ray (default: all)")
+    e = sub.add_parser("eval", help="CLIP score and R-precision of a run's avatar under another CLIP model "
+                                    "(writes <run>/eval.json; docs/method.md, Evaluation)")
+    e.add_argument("run", help="run name under the run root, or the path of a run folder")
+    e.add_argument("--clip", default="ViT-L-14", help="evaluation CLIP model: open_clip name or checkpoint path "
+                                                      "(default ViT-L-14; refused if it guided the run, see --force)")
+    e.add_argument("--pretrained", default="openai", help="open_clip weights tag of --clip (default openai)")
+    e.add_argument("--clip-cache", default="", help="folder of CLIP weights (default ~/.cache/avatarclip/clip)")
+    e.add_argument("--exp-root", default="", help="folder holding runs (default $AVATARCLIP_EXP, else ./exp)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    e.add_argument("--prompt", default=None, help="appearance description to score against (default: the run's)")
+    e.add_argument("--views", type=int, default=8, help="cameras on the evaluation ring (default 8)")
+    e.add_argument("--force", action="store_true", help="evaluate even with the model that guided the run")
     n = sub.add_parser("notebooks", help="copy the notebooks into a folder (for an installed package)")
     n.add_argument("dir", help="destination folder (created; existing notebooks are not overwritten)")
     n.add_argument("--force", action="store_true", help="overwrite notebooks that are already there")
@@ -284,6 +296,36 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    """`avatarclip eval RUN`: torch-free checks (run folder, stage 3 finished, not the guidance model, the CLIP
+    name or file), then load the evaluation encoder, score, write <run>/eval.json and print the figures."""
+    from .evaluate import EvalParams, check_eval_model, evaluate_run
+    from .guidance.encoder import clip_source_problem, encoder_name_problem
+    from .paths import exp_root as resolve_exp_root
+
+    given = Path(args.run).expanduser()
+    run_root = given if given.is_dir() else resolve_exp_root(args.exp_root) / args.run
+    if not run_root.is_dir():
+        raise ConfigError(f"run {args.run!r} not found: {run_root} is not a folder; give a run name under the run "
+                          "root (--exp-root) or the path of a run folder")
+    run = RunDir(run_root)
+    params = EvalParams().replace({"views": args.views})
+    check_eval_model(run, args.clip, args.pretrained, force=args.force)
+    problem = encoder_name_problem(args.clip, key="--clip") or clip_source_problem(args.clip, key="--clip")
+    if problem:
+        raise ConfigError(problem)
+    from .device import resolve_device  # the first torch import
+    from .guidance import load_encoder
+
+    encoder = load_encoder(args.clip, pretrained=args.pretrained, cache_dir=args.clip_cache or None,
+                           device=resolve_device(args.device))
+    figures = evaluate_run(run_root, encoder, prompt=args.prompt, params=params, force=args.force)
+    print(f"eval {run_root.name} with {figures['eval_model']}: CLIP score {figures['clip_score']:.4f}, "
+          f"R-precision {figures['r_precision']:.3f} (mean rank {figures['rank_mean']:.2f} of "
+          f"{figures['distractors'] + 1} prompts, {figures['views']} views) → {run_root / 'eval.json'}")
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     from .paths import shipped_dir
 
@@ -305,7 +347,8 @@ def cmd_notebooks(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "batch": cmd_batch, "gc": cmd_gc, "notebooks": cmd_notebooks}[args.command](args)
+        return {"run": cmd_run, "batch": cmd_batch, "gc": cmd_gc, "eval": cmd_eval,
+                "notebooks": cmd_notebooks}[args.command](args)
     except USER_ERROR_CLASSES as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -226,7 +226,8 @@ def run_texture(run: RunDir, conf: Config, progress: bool = True, on_progress=No
         texts = prompts.appearance_prompts(conf.prompts.appearance)
         body = body_of(conf)
         head = body(shape=load_shape(run), pose=stand_pose()).joints[0, skeleton.JOINT_INDEX["head"]]
-        model = neus.train_texture(model, verts.to(device), faces.to(device), load_encoder(conf), texts, params,
+        encoder = load_encoder(conf)
+        model = neus.train_texture(model, verts.to(device), faces.to(device), encoder, texts, params,
                                    folder, seed=conf.run.seed, progress=progress, head_joint=head.to(device),
                                    on_progress=on_progress)
         frames = sorted((folder / "progress").glob("*.png"))
@@ -238,7 +239,8 @@ def run_texture(run: RunDir, conf: Config, progress: bool = True, on_progress=No
         neus.save_ply(mesh, folder / "avatar.ply")
         colors = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0
         return {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces)),
-                "mean_vertex_color": colors.mean(0).round(4).tolist()}
+                "mean_vertex_color": colors.mean(0).round(4).tolist(),
+                "guidance_encoder": str(getattr(encoder, "name", ""))}  # `avatarclip eval` refuses to reuse it
 
     return run.stage("03_texture", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
