@@ -116,6 +116,33 @@ def test_hf_hub_name_offline_fails_fast(tmp_path, monkeypatch):
     assert time.time() - t0 < 10
 
 
+def test_clip_dtype_follows_the_device_as_the_reference():
+    from avatarclip_core.guidance.clip_model import clip_dtype
+
+    assert clip_dtype("cuda") == clip_dtype("cuda:1") == clip_dtype(torch.device("cuda", 0)) == torch.float16
+    assert clip_dtype("cpu") == clip_dtype(torch.device("cpu")) == torch.float32
+    assert clip_dtype("cuda", fp16=False) == torch.float32 and clip_dtype("cuda", fp16=True) == torch.float16
+    assert clip_dtype("cpu", fp16=False) == torch.float32
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        clip_dtype("cpu", fp16=True)
+
+
+def test_default_precision_on_the_cpu_is_float32(tiny_path):
+    assert load_clip(tiny_path).dtype == torch.float32  # fp16=None on the CPU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tiny_clip_on_cuda_defaults_to_fp16_and_passes_gradients(tiny_path):
+    enc = load_encoder(tiny_path, device="cuda")
+    assert enc.dtype == torch.float16
+    imgs = torch.rand(2, 64, 64, 3, device="cuda", requires_grad=True)
+    emb = enc.encode_image(imgs)
+    assert emb.dtype == torch.float32
+    emb.sum().backward()
+    assert imgs.grad is not None and imgs.grad.dtype == torch.float32 and torch.isfinite(imgs.grad).all()
+    assert imgs.grad.abs().sum() > 0
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_tiny_clip_cuda_fp16_matches_fp32(tiny_path):
     cpu = load_clip(tiny_path)

@@ -38,6 +38,7 @@ __all__ = [
     "ClipEncoder",
     "ClipWeightsMissing",
     "TINY_CLIP_FORMAT",
+    "clip_dtype",
     "clip_preprocess",
     "default_cache_dir",
     "load_clip",
@@ -62,6 +63,30 @@ def default_cache_dir() -> Path:
     from ..paths import cache_root
 
     return cache_root() / "clip"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# precision
+def clip_dtype(device: str | torch.device, fp16: bool | None = None) -> torch.dtype:
+    """The dtype CLIP's weights and activations run in on `device`.
+
+    AvatarCLIP loads CLIP with OpenAI's `clip.load`, which keeps the weights in float16 on CUDA and in float32 on the
+    CPU (docs/method.md §3.7); `fp16=None` (default) does the same. `fp16=True` asks for float16 (CUDA only),
+    `fp16=False` for float32 anywhere.
+
+    Args:
+        device: "cpu", "cuda", "cuda:N" or a torch.device (only its type is read: no GPU is needed to ask).
+        fp16: None = by device, True / False = forced.
+    Returns: torch.float16 or torch.float32.
+    Raises: ValueError: fp16=True on a device that is not CUDA (CPU half-precision matmuls are slow and inexact).
+    """
+    kind = torch.device(device).type
+    if fp16 is None:
+        return torch.float16 if kind == "cuda" else torch.float32
+    if fp16 and kind != "cuda":
+        raise ValueError(f"fp16=True needs a CUDA device, got {device}; use fp16=None (float16 on CUDA, float32 on "
+                         "the CPU) or fp16=False")
+    return torch.float16 if fp16 else torch.float32
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -131,7 +156,7 @@ class ClipEncoder(torch.nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """Compute dtype of the model (float16 when loaded with ``fp16=True``)."""
+        """Compute dtype of the model (`clip_dtype`: float16 on CUDA by default, float32 on the CPU)."""
         return next(self.model.parameters()).dtype
 
     def train(self, mode: bool = True):
@@ -298,7 +323,7 @@ def _read_tiny_meta(path: Path) -> dict | None:
     return None
 
 
-def _build(arch: str, checkpoint: str, pretrained_tag: str | None, device: torch.device, fp16: bool,
+def _build(arch: str, checkpoint: str, pretrained_tag: str | None, device: torch.device, fp16: bool | None,
            name: str, model_overrides: dict | None = None, preprocess: dict | None = None) -> ClipEncoder:
     """The one code path that turns a checkpoint file into a ClipEncoder (real and tiny checkpoints)."""
     import open_clip
@@ -318,11 +343,7 @@ def _build(arch: str, checkpoint: str, pretrained_tag: str | None, device: torch
     size = open_clip.get_model_preprocess_cfg(model).get("size", 224)
     context_length = getattr(model, "context_length", None) or 77
     tokenizer = open_clip.get_tokenizer(arch, context_length=context_length)
-    model = model.to(device)
-    if fp16:
-        if device.type != "cuda":
-            raise ValueError(f"fp16=True needs a CUDA device, got {device}; use fp16=False on CPU")
-        model = model.half()
+    model = model.to(device=device, dtype=clip_dtype(device, fp16))
     return ClipEncoder(model, tokenizer, name=name, mean=mean, std=std, image_size=size)
 
 
@@ -348,7 +369,7 @@ def _unknown_model_error(name: str) -> ConfigError:
 
 def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "openai",
               device: str | torch.device | None = "cpu", cache_dir: str | os.PathLike | None = None,
-              fp16: bool = False, arch: str | None = None) -> ClipEncoder:
+              fp16: bool | None = None, arch: str | None = None) -> ClipEncoder:
     """Load a frozen CLIP as a `ClipEncoder` (docs/design.md §4; AvatarCLIP uses ViT-B/32 OpenAI, docs/method.md §1.3).
 
     Args:
@@ -365,14 +386,15 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
             file holds, which selects QuickGELU and the mean/std (OpenAI weights need QuickGELU).
         device: "cpu", "cuda", a torch.device, or "auto"/None (CUDA when available).
         cache_dir: download/cache folder; default env AVATARCLIP_CACHE or ``~/.cache/avatarclip/clip``.
-        fp16: cast the model to float16 (CUDA only; AvatarCLIP runs CLIP in fp16 on GPU). Default off.
+        fp16: None (default) = float16 weights on CUDA and float32 on the CPU, as AvatarCLIP (`clip_dtype`);
+            True = float16 (CUDA only); False = float32.
         arch: architecture of a local non-tiny checkpoint; default: the file's stem if it is an open_clip
             model name (``ViT-B-32.pt``), else ``"ViT-B-32"``.
     Returns:
         ClipEncoder on `device`, eval mode, all parameters frozen.
     Raises:
         ValueError: unknown model name (message says how to list valid names), unknown tag for the
-            architecture, a path that does not exist, fp16 on CPU, a test encoder name. The model-name and file
+            architecture, a path that does not exist, fp16=True on CPU, a test encoder name. The model-name and file
             errors are `ConfigError`s (a ValueError) with the texts of `encoder.clip_source_problem`, also for a
             damaged checkpoint file or one that torch cannot load.
         ClipWeightsMissing: weights not cached and no network (or HF_HUB_OFFLINE=1); raised within ~3 s.
@@ -423,7 +445,7 @@ def load_clip(name_or_path: str | os.PathLike = "ViT-B-32", pretrained: str = "o
                     f"(e.g. `huggingface-cli download {repo} --cache-dir {cdir}`), or {_CONFIG_HINT}.")
         model = open_clip.create_model(raw, device="cpu", cache_dir=str(cdir))
         size = open_clip.get_model_preprocess_cfg(model)
-        return ClipEncoder(model.to(dev).half() if fp16 else model.to(dev), open_clip.get_tokenizer(raw), name=raw,
+        return ClipEncoder(model.to(device=dev, dtype=clip_dtype(dev, fp16)), open_clip.get_tokenizer(raw), name=raw,
                            mean=size.get("mean", OPENAI_CLIP_MEAN), std=size.get("std", OPENAI_CLIP_STD),
                            image_size=size.get("size", 224))
 

@@ -14,7 +14,7 @@ __all__ = ["load_encoder"]
 
 
 def load_encoder(name: str = "ViT-B-32", pretrained: str = "openai", cache_dir=None, device="cpu",
-                 fp16: bool = False, arch: str | None = None) -> Encoder:
+                 fp16: bool | None = None, arch: str | None = None) -> Encoder:
     """The encoder named by a `run.clip_model` value.
 
     Args:
@@ -23,7 +23,7 @@ def load_encoder(name: str = "ViT-B-32", pretrained: str = "openai", cache_dir=N
             ``"oracle:size"``, ``"oracle:pose"``) → `test_encoders.make_test_encoder`, only while
             ``AVATARCLIP_TEST_ENCODERS=1``.
         pretrained, cache_dir, fp16, arch: as `clip_model.load_clip` (`cache_dir` also holds the ``"tiny"`` file;
-            the oracles ignore them).
+            the oracles ignore them); fp16 None = float16 on CUDA, float32 on the CPU (`clip_model.clip_dtype`).
         device: "cpu", "cuda", a torch.device, or "auto"/None (CUDA when available).
     Returns:
         An `Encoder` on `device`.
