@@ -260,8 +260,8 @@ class TextureCameraParams(Params):
     """Stage-3 random cameras (docs/method.md §3.3; `sampler.TextureCameraSampler`): fov_deg 60; body cameras at
     distance_min…distance_max (1–2 m), polar angle std polar_std_deg (60° = π/3), look-at jitter at_std (0.1 m)
     clipped to at_clip (0.3 m); face cameras at face_distance (0.4 m), polar std face_polar_std_deg (15° = π/12)
-    looking at (0, head_height, face_z) in the avatar frame — None = derived from the body (reference frame: 0.7
-    and 0.3; our avatar frame differs, docs/design.md §3)."""
+    looking at (0, head_height, face_z) in the avatar frame — None = the centre of the head, measured on the body
+    (`sampler.face_anchor`; reference frame: 0.7 and 0.3; our avatar frame differs, docs/design.md §3)."""
 
     fov_deg: float = param(60.0, gt=0, lt=180)
     distance_min: float = param(1.0, gt=0)

@@ -4,8 +4,8 @@
 Body camera: distance d ~ U(1, 2) m; polar angle θ ~ N(0, π/3) measured from +z (the front), not clipped;
 azimuth φ ~ U(0, 2π) about the z axis; eye = at + d·(sin θ cos φ, sin θ sin φ, cos θ) with the look-at
 point at ~ N(0, 0.1²) per axis clipped to ±0.3; is_front = |θ| ≤ π/2 (back views ≈ 13.4 %).
-Face camera (every step with step % 4 == 0 when face prompts are on): at = (0, head_height, face_z),
-d = 0.4, θ ~ N(0, π/12) clipped to ±π/2, φ ~ U(0, 2π); always front.
+Face camera (every step with step % 4 == 0 when face prompts are on): at = (0, head_height, face_z), the centre
+of the head (`face_anchor`), d = 0.4, θ ~ N(0, π/12) clipped to ±π/2, φ ~ U(0, 2π); always front.
 Light: unit vector at (θ + U(−π/4, π/4), φ + U(−π/4, π/4)) in the same parametrisation.
 """
 from __future__ import annotations
@@ -98,17 +98,46 @@ class TextureCameraSampler:
                             theta, phi, dist, at, light)
 
 
+#: The cranium used by `face_anchor`: mesh vertices within this fraction of the stature below the crown.
+CRANIUM_CAP = 0.06
+#: … and within this horizontal distance (metres) of the head (the head joint, else the crown vertex).
+HEAD_RADIUS = 0.15
+
+
 def face_anchor(vertices: torch.Tensor, head_joint: torch.Tensor | None = None) -> tuple[float, float]:
-    """Default (head_height, face_z) of the face camera's look-at point (0, head_height, face_z).
+    """(head_height, face_z): y and z of the face camera's look-at point (0, head_height, face_z), the centre of the
+    head, measured on the body mesh (docs/method.md §3.3).
 
-    AvatarCLIP uses (0, 0.65–0.7, 0.3) in its frame: the head height and the front surface of the face.
-    Here: head_height = the head joint's y (or, without joints, 0.1 m below the top of the mesh), face_z =
-    the largest z of body vertices within 6 cm of that height and 10 cm of the mid-sagittal plane.
+    AvatarCLIP aims its head close-up at (0, 0.65–0.7, 0.3) of its SMPL frame: inside the head, below the crown
+    (y ≈ 0.77), so the camera 0.4 m from that point is about 0.28 m from the face. Here the point is the centre
+    of the cranium: the least-squares sphere (algebraic fit, |p|² = 2c·p + k) through the vertices of the top of the
+    head — those within `CRANIUM_CAP` (6 %) of the stature below the crown and `HEAD_RADIUS` (0.15 m) horizontally
+    of the head — which lands 7.5–8.5 cm below the crown and 10–12 cm behind the nose tip on adult anny bodies (1.36–1.93 m), for any
+    shape. Without enough cap vertices (< 10, a degenerate mesh) it falls back to 7 cm below the crown, midway
+    between the cap's front and back.
 
-    Args: vertices (V, 3) stand-posed body mesh (avatar frame, metres); head_joint optional (3,).
+    Args:
+        vertices: (V, 3) stand-posed body mesh (avatar frame: y up, facing +z; metres).
+        head_joint: optional (3,) head joint; it picks the head among mesh parts (the crown is the highest vertex
+            within HEAD_RADIUS of it horizontally), so raised hands above the head are not taken for it.
+    Returns: (head_height, face_z) in metres.
+    Raises: ValueError: vertices not (V, 3).
     """
-    v = vertices.detach().float().cpu()
-    hy = float(head_joint[1]) if head_joint is not None else float(v[:, 1].max()) - 0.1
-    sel = ((v[:, 1] - hy).abs() < 0.06) & (v[:, 0].abs() < 0.1)
-    fz = float(v[sel, 2].max()) if sel.any() else float(v[:, 2].max())
-    return hy, fz
+    if vertices.ndim != 2 or vertices.shape[-1] != 3:
+        raise ValueError(f"vertices must be (V, 3) metres in the avatar frame, got {tuple(vertices.shape)}")
+    v = vertices.detach().double().cpu()
+    if head_joint is not None:
+        axis = head_joint.detach().double().cpu().reshape(3)[[0, 2]]
+    else:
+        axis = v[int(v[:, 1].argmax())][[0, 2]]
+    near = (v[:, [0, 2]] - axis).norm(dim=-1) < HEAD_RADIUS
+    head = v[near] if near.any() else v
+    top = float(head[:, 1].max())
+    stature = top - float(v[:, 1].min())  # soles to crown
+    cap = head[head[:, 1] >= top - CRANIUM_CAP * stature]
+    if len(cap) >= 10:
+        a = torch.cat([2 * cap, torch.ones(len(cap), 1, dtype=cap.dtype)], dim=1)
+        centre = torch.linalg.lstsq(a, (cap ** 2).sum(1, keepdim=True)).solution[:3, 0]
+        if torch.isfinite(centre).all() and top - 0.5 * stature < float(centre[1]) <= top:
+            return float(centre[1]), float(centre[2])
+    return top - 0.07, float(cap[:, 2].max() + cap[:, 2].min()) / 2
