@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-PRESET ?= small
+PRESET ?=
+# (empty PRESET: the CLI picks by hardware — fast with a CUDA GPU, cpu without one; confs/cpu.conf)
 CLIP   ?=
 RUN    ?= demo
 SHAPE      ?= a tall and skinny person
@@ -27,7 +28,7 @@ node_modules/.installed: package.json
 TEST_ENV = $(if $(filter tiny tiny:% oracle:%,$(CLIP)),AVATARCLIP_TEST_ENCODERS=1)
 
 demo: install
-	$(TEST_ENV) $(BIN)/avatarclip run --run $(RUN) --preset $(PRESET) $(if $(CLIP),--clip $(CLIP)) \
+	$(TEST_ENV) $(BIN)/avatarclip run --run $(RUN) $(if $(PRESET),--preset $(PRESET)) $(if $(CLIP),--clip $(CLIP)) \
 	  --shape "$(SHAPE)" --appearance "$(APPEARANCE)" --motion "$(MOTION)"
 
 test: install node_modules/.installed

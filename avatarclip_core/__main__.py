@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shape", default="", help='body-shape prompt, e.g. "a tall and skinny person"')
     r.add_argument("--appearance", default="", help='appearance prompt, e.g. "a female soldier"')
     r.add_argument("--motion", default="", help='motion prompt, e.g. "arguing"')
-    r.add_argument("--preset", default="", help="tiny | small | full | fast | a .conf file (default: the run's "
-                                                "own preset, small for a new run)")
+    r.add_argument("--preset", default="", help="tiny | small | full | fast | cpu | a .conf file (default: the "
+                                                "run's own preset; for a new run fast with a CUDA GPU, cpu without "
+                                                "one)")
     r.add_argument("--run", default="demo", help="run name: outputs go to <exp-root>/<run>/")
     r.add_argument("--exp-root", default="", help="folder holding runs (default $AVATARCLIP_EXP, else ./exp of "
                                                   "the project folder)")
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "override columns)")
     b.add_argument("--run-root", default="", help="batch folder: one run folder per row (default <exp root>/<CSV "
                                                   "name>); on a cluster, storage every node sees")
-    b.add_argument("--preset", default="", help="tiny | small | full | fast | a .conf file (default small)")
+    b.add_argument("--preset", default="", help="tiny | small | full | fast | cpu | a .conf file (default: fast "
+                                                "with a CUDA GPU, cpu without one)")
     b.add_argument("--clip", default="", help="CLIP model, as for `run`")
     b.add_argument("--device", default="", help="auto | cpu | cuda")
     b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -202,12 +204,29 @@ def cmd_run(args) -> int:
         return _run_stages(args, conf, selected, exp_root, run_root, overrides, prompts)
 
 
+def _default_preset_note(conf) -> str:
+    """What `avatarclip run` says when it picked the preset of a new run by hardware (`config.default_preset`)."""
+    if conf.preset == "cpu":
+        steps = conf.params("texture").schedule.iterations
+        return (f"preset cpu: no CUDA GPU found, so the CPU preset, sized to finish in under 30 minutes with CLIP "
+                f"ViT-B/32 — LOWER QUALITY ({steps} texture steps instead of the paper's 30,000: colours and rough "
+                "regions, no sculpted detail; confs/cpu.conf). On a GPU the default is fast; name one with --preset.")
+    return f"preset {conf.preset}: a CUDA GPU was found (--preset full for the paper's setting, cpu for the CPU one)"
+
+
 def _run_stages(args, conf, selected, exp_root: Path, run_root: Path, overrides: dict, prompts: dict) -> int:
+    new_run = not (run_root / "run.conf").is_file()
     preflight(conf, selected, run_root)
+    if not args.preset and new_run:
+        print(_default_preset_note(conf), flush=True)
     start = time.time()
     from . import pipeline
+    from .estimate import format_estimate
 
     run = pipeline.prepare_run(run_root, conf)  # every notebook below starts from these settings (run.conf)
+    pending = [s.id for s in selected if run.status(s.folder, pipeline.stage_inputs(s.folder, conf)) != "done"]
+    if pending:  # before the long work: what each stage will take, roughly
+        print(format_estimate(conf, pipeline.resolve_device(conf.run.device), pending), flush=True)
     if args.no_notebooks:
         for s in selected:
             s.run_function()(run, conf)

@@ -20,8 +20,9 @@ from .params import ConfigError, Params, build, param
 from .paths import shipped_dir
 
 CONF_DIR = shipped_dir("confs")
-PRESETS = ("tiny", "small", "full", "fast")
-DEFAULT_PRESET = "small"
+PRESETS = ("tiny", "small", "full", "fast", "cpu")
+#: The preset of a new run when none is named, by hardware (`default_preset`).
+DEFAULT_PRESETS = {"cuda": "fast", "cpu": "cpu"}
 
 
 @dataclass
@@ -156,6 +157,16 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), _plain(parsed) if isinstance(parsed, ConfigTree) else parsed
 
 
+def default_preset(device: str = "auto") -> str:
+    """The preset a new run starts from when none is named: "fast" when the run will use a CUDA GPU, else "cpu"
+    (sized to finish in under 30 minutes on a CPU with CLIP ViT-B/32, rougher avatars; confs/cpu.conf).
+
+    Args: device: the run's `run.device` ("auto" looks for a GPU, `device.cuda_available`)."""
+    from .device import cuda_available
+
+    return DEFAULT_PRESETS["cuda" if cuda_available(device) else "cpu"]
+
+
 def load_config(preset: str = "small", overrides: dict | None = None, prompts: dict | None = None,
                 conf_path: str | Path | None = None) -> Config:
     """Load a preset, apply overrides and prompts, validate everything.
@@ -222,14 +233,17 @@ def load_run_config(run_root: str | Path, preset: str = "", overrides: dict | No
     preset, CLIP model, prompts and overrides carry over to the next notebook or command — unless `preset` names a
     different preset, which then is the base (the run's prompts and `run` section — CLIP model, body, device,
     seed — still carry over). A new run starts from `preset`
-    (default DEFAULT_PRESET). `overrides` and non-empty `prompts` are applied last (see `load_config`).
+    (default: `default_preset` of the run's device). `overrides` and non-empty `prompts` are applied last (see
+    `load_config`).
 
     Raises:
         ConfigError: as `load_config`, or a damaged run.conf (the message names the file).
     """
     saved = Path(run_root) / "run.conf"
     if not saved.is_file():
-        return load_config(preset or DEFAULT_PRESET, overrides=overrides, prompts=prompts)
+        run = (overrides or {}).get("run")
+        device = (overrides or {}).get("run.device") or (run.get("device") if isinstance(run, dict) else None)
+        return load_config(preset or default_preset(str(device or "auto")), overrides=overrides, prompts=prompts)
     try:
         old = ConfigFactory.parse_file(str(saved))
     except Exception as err:  # pyhocon raises several parser exception types

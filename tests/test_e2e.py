@@ -40,11 +40,11 @@ def red_run(tmp_path_factory):
                    "--motion", "raising both arms", "--set", "texture.ablation.add_no_texture=false",
                    exp_root=exp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return exp / "red", time.time() - start, exp
+    return exp / "red", time.time() - start, exp, proc.stdout
 
 
 def test_all_six_notebooks_leave_every_artifact(red_run):
-    run, _, _ = red_run
+    run, _, _, _ = red_run
     expected = ["run.conf", "01_shape/shape.json", "01_shape/body.ply", "01_shape/preview.png",
                 "02_neus_init/views/cameras.json", "02_neus_init/ckpt.pt", "02_neus_init/preview.png",
                 "03_texture/progress.mp4", "03_texture/avatar.ply", "04_poses/candidates.npz",
@@ -74,7 +74,7 @@ def test_all_six_notebooks_leave_every_artifact(red_run):
 
 
 def test_red_prompt_makes_the_avatar_redder(red_run):
-    run, _, _ = red_run
+    run, _, _, _ = red_run
     progress = sorted((run / "03_texture" / "progress").glob("*.png"))
     assert progress[0].name == "000000.png"
     first = iio.imread(progress[0])[..., :3] / 255.0
@@ -87,7 +87,7 @@ def test_red_prompt_makes_the_avatar_redder(red_run):
 
 
 def test_second_run_is_a_noop(red_run):
-    run, _, exp = red_run
+    run, _, exp, _ = red_run
     before = {s: json.loads((run / s / "manifest.json").read_text())["finished"]
               for s in ("01_shape", "03_texture", "06_video")}
     start = time.time()
@@ -98,6 +98,37 @@ def test_second_run_is_a_noop(red_run):
     assert proc.stdout.count("skipped") == 6
     after = {s: json.loads((run / s / "manifest.json").read_text())["finished"] for s in before}
     assert after == before and time.time() - start < 30
+
+
+def test_the_run_prints_its_estimated_time_per_stage_first(red_run):
+    out = red_run[3]
+    estimate = out.index("estimated time on CPU (an estimate")
+    assert estimate < out.index("== 01_coarse_shape ==")  # before the first stage starts
+    lines = out[estimate:].splitlines()[1:8]
+    assert [ln.split()[0] for ln in lines] == ["01_shape", "02_neus_init", "03_texture", "04_poses", "05_motion",
+                                               "06_video", "total"]
+    assert all("~" in ln for ln in lines) and "80 steps × (400 rays + 1 CLIP image(s))" in lines[2]
+
+
+def test_eval_scores_the_red_avatar_with_another_model_only(red_run):
+    from avatarclip_core.evaluate import evaluate_run
+    from avatarclip_core.guidance.test_encoders import ColorOracle
+
+    run, _, exp, _ = red_run
+    cli = [sys.executable, "-m", "avatarclip_core", "eval", "red", "--exp-root", str(exp), "--clip", "oracle:color"]
+    start = time.time()
+    refused = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "guided this avatar" in refused.stderr and "--force" in refused.stderr
+    assert time.time() - start < 20 and not (run / "eval.json").exists()
+    done = subprocess.run([*cli, "--force"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads((run / "eval.json").read_text())["evaluations"]["color-oracle"]
+    assert figures["r_precision"] == 1.0 and figures["rank_mean"] == 1.0 and figures["views"] == 8
+    assert figures["distractors"] == 24 and figures["clip_score"] > 0.5 and len(figures["clip_score_per_view"]) == 8
+    assert figures["prompt"] == "a 3D rendering of red in unreal engine"
+    assert figures["stage03_inputs_hash"] == json.loads((run / "03_texture/manifest.json").read_text())["inputs_hash"]
+    blue = evaluate_run(run, ColorOracle(), prompt="a blue person", force=True, write=False)
+    assert blue["r_precision"] < 0.5 and blue["clip_score"] < figures["clip_score"] - 0.5
 
 
 def test_size_oracle_tall_picks_taller_body_than_short(tmp_path):
