@@ -214,6 +214,17 @@ def _default_preset_note(conf) -> str:
     return f"preset {conf.preset}: a CUDA GPU was found (--preset full for the paper's setting, cpu for the CPU one)"
 
 
+def _pending_stages(run, conf, selected) -> list[str]:
+    """Ids of the selected stages that will run: not finished with these inputs, or after one that will run."""
+    from .pipeline import stage_inputs
+
+    pending = []
+    for s in selected:
+        if pending or run.status(s.folder, stage_inputs(s.folder, conf)) != "done":
+            pending.append(s.id)
+    return pending
+
+
 def _run_stages(args, conf, selected, exp_root: Path, run_root: Path, overrides: dict, prompts: dict) -> int:
     new_run = not (run_root / "run.conf").is_file()
     preflight(conf, selected, run_root)
@@ -224,7 +235,7 @@ def _run_stages(args, conf, selected, exp_root: Path, run_root: Path, overrides:
     from .estimate import format_estimate
 
     run = pipeline.prepare_run(run_root, conf)  # every notebook below starts from these settings (run.conf)
-    pending = [s.id for s in selected if run.status(s.folder, pipeline.stage_inputs(s.folder, conf)) != "done"]
+    pending = _pending_stages(run, conf, selected)
     if pending:  # before the long work: what each stage will take, roughly
         print(format_estimate(conf, pipeline.resolve_device(conf.run.device), pending), flush=True)
     if args.no_notebooks:

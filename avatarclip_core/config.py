@@ -29,7 +29,8 @@ DEFAULT_PRESETS = {"cuda": "fast", "cpu": "cpu"}
 class RunParams(Params):
     """Run-wide settings.
 
-    body: "anny" (open, default) or "smpl" (needs the licensed files in smpl_models/).
+    body: "anny" (open, default), "smpl" (needs the licensed files in smpl_models/) or "precomputed" (a body frozen at
+        a few shapes in the file `body_file`, for machines without anny, e.g. the GPU benchmark; body/precomputed.py).
     device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
     seed: integer seed of every random choice.
     clip_model: an open_clip model name ("ViT-B-32") or a local checkpoint path; for tests and demos only, with the
@@ -39,9 +40,12 @@ class RunParams(Params):
     clip_pretrained: open_clip pretrained tag for a model name ("openai" = the weights AvatarCLIP used).
     clip_cache: folder of downloaded weights ("" = ~/.cache/avatarclip/clip or $AVATARCLIP_CACHE).
     smpl_dir: folder of the licensed SMPL files ("" = $AVATARCLIP_SMPL_DIR or <project>/smpl_models; paths.py).
+    body_file: the .npz of body = "precomputed" (`body.precomputed.save_precomputed_body`).
     """
 
-    body: str = param("anny", choices=("anny", "smpl"), fix="'anny' is open; 'smpl' needs the licensed files")
+    body: str = param("anny", choices=("anny", "smpl", "precomputed"),
+                      fix="'anny' is open; 'smpl' needs the licensed files; 'precomputed' needs run.body_file")
+    body_file: str = ""
     device: str = "auto"
     seed: int = param(0, ge=0)
     clip_model: str = "ViT-B-32"
@@ -54,6 +58,8 @@ class RunParams(Params):
 
         yield (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
                "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        yield (self.body != "precomputed" or Path(self.body_file).expanduser().is_file(), "body_file",
+               "body = precomputed needs an existing .npz from save_precomputed_body (bench/gpu_prep.py writes one)")
         yield (bool(self.clip_model.strip()), "clip_model",
                "use 'ViT-B-32', a checkpoint path or (tests/demos, with AVATARCLIP_TEST_ENCODERS=1) 'tiny'")
         problem = encoder_name_problem(self.clip_model, key="run.clip_model") if self.clip_model.strip() else None

@@ -43,10 +43,12 @@ def load_encoder(conf: Config):
 
 
 def body_of(conf: Config):
-    """The body model named by `run.body` (built once per process; SMPL files from `paths.smpl_dir`)."""
+    """The body model named by `run.body` (built once per process; SMPL files from `paths.smpl_dir`, a precomputed
+    body from `run.body_file`)."""
     from .paths import smpl_dir
 
-    return get_body_model(conf.run.body, smpl_dir=smpl_dir(conf.run.smpl_dir) if conf.run.body == "smpl" else None)
+    return get_body_model(conf.run.body, smpl_dir=smpl_dir(conf.run.smpl_dir) if conf.run.body == "smpl" else None,
+                          body_file=conf.run.body_file or None)
 
 
 def stage_inputs(stage: str, conf: Config) -> dict:
@@ -55,6 +57,7 @@ def stage_inputs(stage: str, conf: Config) -> dict:
     `stages.py`). RunDir hashes it to skip/resume/invalidate. Raises ConfigError on an empty prompt it needs."""
     spec = stages.get(stage)
     out = {spec.section: conf.section_hash(spec.section), "body": conf.run.body, "seed": conf.run.seed,
+           **({"body_file": conf.run.body_file} if conf.run.body == "precomputed" else {}),
            "prompts": {p: conf.prompts.require(p) for p in spec.prompts}}
     if spec.uses_clip(conf):
         out["clip"] = [conf.run.clip_model, conf.run.clip_pretrained]

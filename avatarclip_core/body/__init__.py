@@ -1,4 +1,5 @@
-"""Body models behind one interface (`BodyModel`): `anny` (default, open) and `smpl` (licensed files).
+"""Body models behind one interface (`BodyModel`): `anny` (default, open), `smpl` (licensed files) and
+`precomputed` (a body frozen at a few shapes in a file, for machines without anny).
 
 Names are imported on first access (PEP 562), so ``import avatarclip_core.body.smpl_files`` (the configuration
 check) does not import torch.
