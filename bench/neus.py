@@ -15,14 +15,20 @@ Figures:
   is ≤ `--chamfer-mm` (10 mm), for full and fast, and fast/full. Both presets get the body mesh
   (`body=(V, F)`; only init_mode "sdf" uses it). A preset that does not reach the bars within its time cap
   reports the cap as a lower bound (reached = false).
-- memory: peak RSS (MiB, resource.getrusage in a fresh subprocess) of one `small`-preset texture step at
-  its real ray budget (7,000 rays) and image size; on CUDA also torch.cuda.max_memory_allocated.
+- memory: peak RSS (MiB, resource.getrusage in a fresh subprocess) of one texture step of each of
+  `--memory-presets` (default small) at the scale's ray budget and image size (reduced / gpu: the presets' real
+  ones, 7,000 rays for small, 12,544 for full, 256²); on CUDA also torch.cuda.max_memory_allocated.
+- profile (`--profile DIR`): torch.profiler over the timed texture steps of each preset (CPU and, on CUDA, CUDA
+  activity): DIR/texture_<preset>.txt, the top operators by self time, and DIR/texture_<preset>.json, a Chrome
+  trace (chrome://tracing, ui.perfetto.dev).
 
-Usage: python bench/neus.py [--scale tiny|reduced] [--threads N] [--device cpu|cuda] [--body anny|ellipsoid]
+Usage: python bench/neus.py [--scale tiny|reduced|gpu] [--threads N] [--device cpu|cuda] [--body anny|ellipsoid]
+       [--memory-presets small full] [--profile DIR]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import resource
@@ -55,6 +61,9 @@ SCALES = {
                  eval_every=25, cap=20.0, end_iter=2000, val_size=32, mem_rays=1000, mem_size=64),
     "reduced": dict(rays=512, tex_size=64, tex_steps=2, init_size=48, elev=[-30.0, 0.0, 30.0], az_step=60.0,
                     batch=256, eval_every=25, cap=30.0, end_iter=3000, val_size=32, mem_rays=7000, mem_size=256),
+    # GPU: each preset's own ray budget and image size (rays / mem_rays None), enough steps to time kernels.
+    "gpu": dict(rays=None, tex_size=None, tex_steps=20, init_size=64, elev=[-30.0, 0.0, 30.0], az_step=60.0,
+                batch=5120, eval_every=100, cap=60.0, end_iter=3000, val_size=64, mem_rays=None, mem_size=None),
 }
 
 
@@ -83,26 +92,52 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def bench_texture(preset: str, V, F, sc: dict, device, seed: int = 0) -> dict:
-    """Iterations/second of texture_step for a preset at the scale's ray budget and image size."""
+def _rays(tp, rays, size):
+    """`tp` with the ray budget / image size of a scale (None keeps the preset's own)."""
+    change = {k: v for k, v in (("max_ray_num", rays), ("image_size", size)) if v is not None}
+    return tp.replace({"rays": change}) if change else tp
+
+
+def bench_texture(preset: str, V, F, sc: dict, device, seed: int = 0, profile_dir: str | None = None) -> dict:
+    """Iterations/second of texture_step for a preset at the scale's ray budget and image size; with
+    `profile_dir`, the timed steps run under torch.profiler (see the module docstring)."""
     ip, tp = preset_params(preset)
     ip = ip.replace({"sdf_network.sphere_init_steps": 0})
-    tp = tp.replace({"rays": {"max_ray_num": sc["rays"], "image_size": sc["tex_size"]}})
+    tp = _rays(tp, sc["rays"], sc["tex_size"])
     torch.manual_seed(seed)
     state = texture_state(ip, tp, V, F, device, seed)
     texture_step(state, 1)  # warm-up (step 1: body view)
     _sync(device)
+    prof = _profiler(device) if profile_dir else contextlib.nullcontext()
     t0 = time.perf_counter()
     rays = 0
-    for s in range(2, 2 + sc["tex_steps"]):
-        out = texture_step(state, s)
-        rays += out["n_rays"]
-    _sync(device)
+    with prof:
+        for s in range(2, 2 + sc["tex_steps"]):
+            out = texture_step(state, s)
+            rays += out["n_rays"]
+        _sync(device)
     dt = time.perf_counter() - t0
+    if profile_dir:
+        _write_profile(prof, Path(profile_dir), f"texture_{preset}", device)
     r, sdf = ip.renderer, ip.sdf_network
     return {"it_per_s": sc["tex_steps"] / dt, "mean_rays": rays / sc["tex_steps"],
             "samples_per_ray": r.n_samples + r.n_importance, "encoding": sdf.encoding,
             "sdf": f"{sdf.n_layers}x{sdf.d_hidden}", "params": sum(p.numel() for p in state.model.parameters())}
+
+
+def _profiler(device):
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if str(device).startswith("cuda") else [])
+    return profile(activities=acts, record_shapes=False, with_stack=False)
+
+
+def _write_profile(prof, folder: Path, name: str, device) -> None:
+    """Top operators by self time (CUDA time on CUDA) as a table, and the Chrome trace."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = "self_cuda_time_total" if str(device).startswith("cuda") else "self_cpu_time_total"
+    (folder / f"{name}.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=30))
+    prof.export_chrome_trace(str(folder / f"{name}.json"))
 
 
 def texture_state(ip, tp, V, F, device, seed: int) -> TextureState:
@@ -169,18 +204,20 @@ def bench_init(preset: str, V, F, sc: dict, iou_bar: float, device, seed: int = 
             "sdf_steps": ip.sdf_init.steps if ip.sdf_init.mode == "sdf" else 0, "lr": ip.schedule.learning_rate}
 
 
-def memory_child(rays: int, size: int, device: str) -> None:
-    """Run one `small`-preset texture step and print {'peak_rss_mib', 'cuda_peak_mib'} (subprocess)."""
+def memory_child(rays: int, size: int, device: str, preset: str = "small") -> None:
+    """Run one texture step of `preset` and print {'peak_rss_mib', 'cuda_peak_mib', …} (subprocess); rays / size
+    0 keep the preset's own."""
     V, F = get_body("ellipsoid", device)
-    ip, tp = preset_params("small")
+    ip, tp = preset_params(preset)
     ip = ip.replace({"sdf_network.sphere_init_steps": 0})
-    tp = tp.replace({"rays": {"max_ray_num": rays, "image_size": size}})
+    tp = _rays(tp, rays or None, size or None)
     state = texture_state(ip, tp, V, F, device, 0)
     t0 = time.perf_counter()
     out = texture_step(state, 1)
+    _sync(device)
     dt = time.perf_counter() - t0
-    res = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "n_rays": out["n_rays"],
-           "image_size": size, "step_seconds": dt}
+    res = {"preset": preset, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "n_rays": out["n_rays"], "image_size": tp.rays.image_size, "step_seconds": dt}
     if device.startswith("cuda"):
         res["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
     print(json.dumps(res))
@@ -198,11 +235,15 @@ def main(argv=None):
     ap.add_argument("--presets", nargs="+", default=["fast", "full"], choices=["fast", "full"],
                     help="presets of the init benchmark (ratio only with both)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["texture", "init", "memory"])
-    ap.add_argument("--_memory_child", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-presets", nargs="+", default=["small"], choices=["tiny", "small", "fast", "full"],
+                    help="presets whose one texture step's peak memory is measured")
+    ap.add_argument("--profile", default=None, metavar="DIR", help="torch.profiler tables/traces of the texture steps")
+    ap.add_argument("--_memory_child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a._memory_child:
-        return memory_child(*a._memory_child, a.device)
+        rays, size, preset = a._memory_child
+        return memory_child(int(rays), int(size), a.device, preset)
     sc = dict(SCALES[a.scale])
     if a.cap is not None:
         sc["cap"], sc["end_iter"] = a.cap, max(sc["end_iter"], int(a.cap * 20))
@@ -212,7 +253,7 @@ def main(argv=None):
            "torch": torch.__version__}
     t_all = time.perf_counter()
     if "texture" not in a.skip:
-        tex = {p: bench_texture(p, V, F, sc, a.device) for p in ("full", "fast")}
+        tex = {p: bench_texture(p, V, F, sc, a.device, profile_dir=a.profile) for p in ("full", "fast")}
         tex["ratio_fast_over_full"] = tex["fast"]["it_per_s"] / tex["full"]["it_per_s"]
         tex["target"] = ">= 5"
         res["texture"] = tex
@@ -226,10 +267,11 @@ def main(argv=None):
             ini["target"] = "<= 0.1"
         res["init"] = ini
     if "memory" not in a.skip:
-        cmd = [sys.executable, __file__, "--threads", str(a.threads), "--device", a.device,
-               "--_memory_child", str(sc["mem_rays"]), str(sc["mem_size"])]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        res["memory_small_texture_step"] = json.loads(out)
+        for preset in a.memory_presets:
+            cmd = [sys.executable, __file__, "--threads", str(a.threads), "--device", a.device,
+                   "--_memory_child", str(sc["mem_rays"] or 0), str(sc["mem_size"] or 0), preset]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            res[f"memory_{preset}_texture_step"] = json.loads(out)
     res["bench_seconds"] = time.perf_counter() - t_all
     print(json.dumps(res, indent=1))
 
