@@ -55,7 +55,7 @@ def settings_cell(prompts, quickstart: bool):
         lines += ['preset = "small"  # @param ["tiny", "small", "full", "fast"]',
                   'clip_model = "ViT-B-32"  # @param ["ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}']
     else:
-        lines += ['preset = ""  # @param ["", "tiny", "small", "full", "fast"]',
+        lines += ['preset = ""  # @param ["", "tiny", "small", "full", "fast", "cpu"]',
                   'clip_model = ""  # @param ["", "ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}']
     lines += ['overrides = {}  # {"section.key": value}, e.g. {"texture.schedule.iterations": 5000}',
               'exp_root = ""  # empty: $AVATARCLIP_EXP, else ./exp of the project folder']

@@ -15,7 +15,7 @@ def test_wheel_ships_presets_notebooks_and_assets(tmp_path):
                     str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("avatarclip-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for conf in ("tiny", "small", "full", "fast"):
+    for conf in ("tiny", "small", "full", "fast", "cpu"):
         assert f"avatarclip_core/confs/{conf}.conf" in names
     for nb in ["00_quickstart", *(s.notebook for s in stages.STAGES)]:
         assert f"avatarclip_core/notebooks/{nb}.ipynb" in names
