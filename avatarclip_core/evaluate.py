@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - torch is imported where it is used: the 
     import torch
 
 __all__ = ["DISTRACTORS", "EVAL_FILE", "EvalParams", "evaluate_run", "rank_metrics", "same_model",
-           "guidance_model", "check_eval_model", "DEFAULT_EVAL_MODEL"]
+           "guidance_model", "check_eval_model", "DEFAULT_EVAL_MODEL", "render_ring", "record_evaluation"]
 
 #: The evaluation model the CLI uses unless told otherwise (open_clip name, weights tag).
 DEFAULT_EVAL_MODEL = ("ViT-L-14", "openai")

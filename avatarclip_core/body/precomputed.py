@@ -64,9 +64,11 @@ class PrecomputedBody(BodyModel):
         self.skin_weights = torch.as_tensor(data["skin_weights"])
 
     def default_shape(self) -> torch.Tensor:
+        """(S,) the first stored shape (`save_precomputed_body` stores the body's default there)."""
         return self.shapes[0].clone()
 
     def shape_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S,), (S,) per-parameter min / max over the stored shapes."""
         return self.shapes.min(0).values, self.shapes.max(0).values
 
     def sample_shapes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -74,6 +76,8 @@ class PrecomputedBody(BodyModel):
         return self.shapes[torch.arange(n) % len(self.shapes)].clone()
 
     def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored rest vertices (B, V, 3) and joints (B, 22, 3) of shapes (B, S); raises ValueError for a shape
+        that is not stored (the message names it and the fix)."""
         shape = self.check_shape(shape)
         dist = (shape[:, None, :].cpu() - self.shapes[None]).abs().amax(-1)   # (B, K)
         best = dist.argmin(1)
