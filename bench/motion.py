@@ -34,8 +34,9 @@ os.environ.setdefault("AVATARCLIP_TEST_ENCODERS", "1")  # the pose oracle is a t
 
 from avatarclip_core.body import get_body_model  # noqa: E402
 from avatarclip_core.guidance.factory import load_encoder  # noqa: E402
-from avatarclip_core.motion import (ContactParams, MotionParams, PoseParams, apply_contact, generate_motion,  # noqa: E402
-                                    generate_poses, interpolate_motion, load_motion_vae, load_pose_vae)
+from avatarclip_core.motion import (ContactParams, MotionParams, PoseParams, apply_contact,  # noqa: E402
+                                    generate_motion, generate_poses, interpolate_motion, load_motion_vae,
+                                    load_pose_vae)
 from avatarclip_core.motion.contact import align_floor  # noqa: E402
 from avatarclip_core.motion.metrics import motion_metrics  # noqa: E402
 from avatarclip_core.motion.mocap_data import DEFAULT_DATA  # noqa: E402

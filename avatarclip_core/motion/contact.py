@@ -192,13 +192,14 @@ def detect_contact(joints: torch.Tensor, rest_joints: torch.Tensor, fps: float,
     v = horizontal_speed(joints[:, list(FOOT_JOINTS)], fps)
     contact = torch.zeros(h.shape, dtype=torch.bool)
     for j in range(h.shape[1]):
-        state = False
-        for t in range(h.shape[0]):
+        state, hj, vj, states = False, h[:, j].tolist(), v[:, j].tolist(), []
+        for ht, vt in zip(hj, vj):
             if state:
-                state = not (h[t, j] > params.height_off or v[t, j] > params.speed_off)
+                state = not (ht > params.height_off or vt > params.speed_off)
             else:
-                state = bool(h[t, j] < params.height_on and v[t, j] < params.speed_on)
-            contact[t, j] = state
+                state = ht < params.height_on and vt < params.speed_on
+            states.append(state)
+        contact[:, j] = torch.tensor(states, dtype=torch.bool)
         for s, e in _runs(contact[:, j]):
             if e - s + 1 < params.min_frames:
                 contact[s:e + 1, j] = False
