@@ -278,9 +278,15 @@ def load_candidates(run: RunDir) -> torch.Tensor:
 
 
 def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=None) -> dict:
-    """Stage 5: candidates → `05_motion/motion.npz` (poses (T, 22, 3), root_translation (T, 3), fps),
-    `motion.bvh`, `preview.mp4` (the plain body moving)."""
+    """Stage 5: candidates → `05_motion/motion.npz` (poses (T, 22, 3), root_translation (T, 3), fps, foot_contact
+    (T, 4) bool in `FOOT_JOINTS` order), `motion.bvh`, `preview.mp4` (the plain body moving on the floor).
+
+    Every generator's output goes through the root-motion and foot-contact post-process (`motion.apply_contact`,
+    `motion.contact` settings) on the default body's skeleton; the manifest records foot skating (m/s), float
+    and penetration (cm) and jitter (m/s²) before and after it (`motion.metrics.motion_metrics`)."""
     from . import motion
+    from .motion.metrics import motion_metrics
+    from .motion.priors import FOOT_JOINTS
 
     params = conf.params("motion")
     inputs = stage_inputs("05_motion", conf)
@@ -291,20 +297,30 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=Non
             load_candidates(run), params, encoder=load_encoder(conf) if params.generator == "optimize" else None,
             text=conf.prompts.motion, body=body, progress=progress,
             generator=torch.Generator().manual_seed(conf.run.seed), pose_params=conf.params("poses"))
+        rest = body.rest(body.default_shape()[None])[1][0]
+        before = motion_metrics(poses, root, rest, params.fps)
+        result = motion.apply_contact(poses, root, rest, params.fps, params.contact)
+        poses, root = result.poses, result.root_translation
+        after = motion_metrics(poses, root, rest, params.fps)
         atomic_save_npz(folder / "motion.npz", poses=poses.numpy().astype(np.float32),
                         root_translation=root.numpy().astype(np.float32), fps=np.float32(params.fps),
-                        joint_names=np.array(skeleton.JOINT_NAMES))
-        _, rest_joints = body.rest(body.default_shape()[None])
-        motion.write_bvh(folder / "motion.bvh", poses, root, params.fps, rest_joints[0])
+                        joint_names=np.array(skeleton.JOINT_NAMES), foot_contact=result.contact.numpy())
+        motion.write_bvh(folder / "motion.bvh", poses, root, params.fps, rest)
         frames = render_body_motion(body, poses, root, params.fps, progress=progress)
         write_mp4(folder / "preview.mp4", frames, fps=params.fps)
-        return {"frames": int(len(poses)), "fps": float(params.fps)}
+        contact = {"enabled": params.contact.enabled, "root_from_contact": result.root_from_contact,
+                   "contact_fraction": {skeleton.JOINT_NAMES[j]: round(float(f), 3)
+                                        for j, f in zip(FOOT_JOINTS, result.contact.float().mean(0))},
+                   "before": {k: round(v, 4) for k, v in before.items()},
+                   "after": {k: round(v, 4) for k, v in after.items()}}
+        return {"frames": int(len(poses)), "fps": float(params.fps), "contact": contact}
 
     return run.stage("05_motion", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 
 
 def render_body_motion(body, poses, root, fps: float, size: int = 256, progress: bool = True) -> np.ndarray:
-    """Frames (T, size, size, 3) uint8 of the plain grey body (default shape) performing the motion."""
+    """Frames (T, size, size, 3) uint8 of the plain grey body (default shape) performing the motion, on the
+    floor with its shadow (`VideoParams().floor`)."""
     from .animate import RiggedAvatar, VideoParams, render_motion_frames
 
     rest_v, rest_j = body.rest(body.default_shape()[None])

@@ -91,13 +91,14 @@ STAGES: tuple[Stage, ...] = (
           "K distinct ones (AvatarCLIP §4.1). Writes `04_poses/candidates.npz` and `candidate_XX.png`."),
     Stage("05", "05_motion", "05_motion", _P + "run_motion", "motion", "avatarclip_core.motion.params:MotionParams", ("motion",), "optimize", ("04_poses",), False,
           ("preview.mp4",), "Stage 5 — motion",
-          "Turns the ranked candidate poses into a smooth motion (AvatarCLIP §4.2). Writes `05_motion/motion.npz`, "
-          "`motion.bvh` and `preview.mp4` (the plain body moving).", clip_sections=("poses",)),
+          "Turns the ranked candidate poses into a smooth motion (AvatarCLIP §4.2), then gives it a root trajectory "
+          "and plants its feet on the floor (foot contact, foot locking). Writes `05_motion/motion.npz`, "
+          "`motion.bvh` and `preview.mp4` (the plain body moving on the floor).", clip_sections=("poses",)),
     Stage("06", "06_video", "06_video_render", _P + "run_video", "video", "avatarclip_core.animate.params:VideoParams", (), False,
           ("01_shape", "03_texture", "05_motion"), False, ("avatar.mp4", "avatar.glb"),
           "Stage 6 — animated avatar and video",
           "Carries the body's skinning weights to the sculpted avatar, drives it with the motion, and writes "
-          "`06_video/avatar.glb` (skinned, animated, vertex colours) and `avatar.mp4`."),
+          "`06_video/avatar.glb` (skinned, animated, vertex colours) and `avatar.mp4` (the avatar on a floor)."),
 )
 
 BY_ID = {s.id: s for s in STAGES}

@@ -32,9 +32,10 @@ from avatarclip_core.io import atomic_write_json, atomic_write_text  # noqa: E40
 from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS  # noqa: E402
 from avatarclip_core.motion.mocap_data import load_mocap  # noqa: E402
 from avatarclip_core.motion.pose_library import load_pose_library  # noqa: E402
+from avatarclip_core.motion.metrics import motion_statistics  # noqa: E402
 from avatarclip_core.motion.priors import (ASSETS, MotionVAE, PoseVAE, axis_angle_to_rot6d,  # noqa: E402
-                                           joint_limits, joint_positions, motion_statistics, mpjpe_mm,
-                                           rot6d_to_rotmat, rotmat_to_rot6d, save_prior, within_limits)
+                                           joint_limits, joint_positions, mpjpe_mm, rot6d_to_rotmat,
+                                           rotmat_to_rot6d, save_prior, within_limits)
 
 REST = DEFAULT_REST_JOINTS
 
@@ -268,8 +269,9 @@ decoder queries = sinusoidal PE of frames 0…59 attending to the latent. Loss p
 batch {args.motion_batch}, {args.motion_steps} steps; {len(train_w)} training windows (stride {args.window_stride}, mirrors
 included), {len(test_w)} held-out windows (stride 30).
 - Held-out MPJPE (posterior mean): **{motion_fig['heldout_mpjpe_mm']} mm**.
-- Foot-skate (mean horizontal speed of ankles/toes within 5 cm of the window's lowest foot joint; root fixed,
-  so stance feet of walking slide in the data too), jitter (mean joint acceleration), angular speed:
+- Foot-skate (`motion.metrics.motion_statistics`: mean horizontal speed of ankles/toes within 5 cm of the window's
+  lowest foot joint, heights above the joints' rest heights; root fixed, so stance feet of walking slide in the data
+  too), jitter (mean joint acceleration), angular speed:
 
 | | foot-skate m/s | jitter m/s² | angular speed p99 / max rad/s |
 |---|---|---|---|

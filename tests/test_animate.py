@@ -274,7 +274,7 @@ def test_video_frames_size_and_content(rigged, anny_body, tmp_path):
     T = 5
     poses, root = motion(T)
     params = VideoParams(image_size=64, gif_size=32, side_by_side=True, orbit_deg_per_s=30.0,
-                         render_max_faces=8000)
+                         render_max_faces=8000).replace({"floor.style": "none"})  # the floor: next test
     out = render_video(tmp_path / "avatar.mp4", rigged, poses, root, FPS, params, body=anny_body, progress=False)
     frames, fps = read_video(out["mp4"])
     assert frames.shape == (T, 64, 128, 3) and fps == pytest.approx(FPS)
@@ -293,6 +293,35 @@ def test_video_frames_size_and_content(rigged, anny_body, tmp_path):
     assert 0.05 < fg_left.mean() < 0.6 and 0.05 < fg_right.mean() < 0.6
     chroma = lambda x, m: (x.max(-1) - x.min(-1))[m].mean()  # noqa: E731
     assert chroma(left, fg_left) > 40 > 5 > chroma(right, fg_right)
+
+
+def test_video_shows_the_floor_and_a_shadow_under_the_feet(rigged):
+    """Floor pixels in front of the toes and 1.5 m behind the figure: background without a floor, floor grey
+    with one; the shadow darkens the floor at the feet and not far from the figure."""
+    from avatarclip_core.animate.video_render import fit_motion_camera
+    from avatarclip_core.motion.contact import floor_height
+
+    poses, root = stand_pose()[None], torch.zeros(1, 3)
+    base = VideoParams(image_size=96, gif=False, render_max_faces=8000)
+    renders = {name: render_motion_frames(rigged, poses, root, FPS, base.replace(change), progress=False)[0]
+               .astype(float) for name, change in (("none", {"floor.style": "none"}), ("lit", {"floor.shadow": 0.0}),
+                                                   ("shadow", {}))}
+    cams, _ = fit_motion_camera(rigged, poses, root, base).cameras(torch.zeros(1))
+    toes = skeleton.forward_kinematics(poses, rigged.rest_joints)[0][0, [10, 11], :3, 3]
+    y = floor_height(rigged.rest_vertices)
+    near = torch.stack([toes[:, 0], torch.full((2,), y), toes[:, 2] + 0.16], -1)  # 16 cm in front of each toe joint
+    far = near + torch.tensor([[0.45, 0.0, -1.7], [-0.45, 0.0, -1.7]])  # behind, beside the legs in the image
+    uv, _ = cams.project(torch.cat([near, far]), 96, 96)
+    px = uv[0].floor().long().clamp(0, 95)
+    grey = {k: v[px[:, 1], px[:, 0]].mean(-1) for k, v in renders.items()}  # (4,) near L/R, far L/R
+    bg = np.mean(base.background) * 255
+    assert np.abs(grey["none"] - bg).max() < 4  # no floor: the background
+    assert (np.abs(grey["lit"] - bg) > 10).all()  # a floor is drawn there (checker greys 0.74 / 0.82 vs 0.9)
+    assert (grey["shadow"][:2] < 0.88 * grey["lit"][:2]).all()  # dark under the feet …
+    assert (grey["shadow"][2:] > 0.98 * grey["lit"][2:]).all()  # … not far from them
+    # the figure is drawn over the floor: its pixels are the same with and without it
+    fg = np.abs(renders["none"] - bg).sum(-1) > 30
+    assert fg.mean() > 0.05 and np.abs(renders["shadow"] - renders["none"])[fg].mean() < 8
 
 
 def test_video_full_size_512(rigged, tmp_path):

@@ -67,6 +67,12 @@ def test_all_six_notebooks_leave_every_artifact(red_run):
     assert poses.ndim == 3 and poses.shape[1:] == (22, 3) and 1 <= len(poses) <= 5
     motion = np.load(run / "05_motion/motion.npz")
     assert motion["poses"].shape == (60, 22, 3) and motion["root_translation"].shape == (60, 3)
+    assert motion["foot_contact"].shape == (60, 4) and motion["root_translation"].any()  # the body moves, grounded
+    contact = json.loads((run / "05_motion/manifest.json").read_text())["figures"]["contact"]
+    assert contact["after"]["max_float_cm"] < 2 and contact["after"]["max_penetration_cm"] < 2
+    # feet planted part of the time; skating stays below a captured walk's (0.93 m/s; tests/test_contact.py). The
+    # raw motion's skating is no reference: a floating foot is never "in contact", so hovering reads as 0 m/s.
+    assert max(contact["contact_fraction"].values()) > 0.2 and contact["after"]["foot_skate_m_s"] < 0.9
     frames, fps = read_video(run / "06_video/avatar.mp4")
     assert len(frames) == 60 and fps == pytest.approx(float(motion["fps"]))
     assert frames.std() > 5  # not a blank video: the avatar is visible and moves

@@ -14,8 +14,9 @@ from avatarclip_core.motion import (MotionOptimizer, MotionParams, PoseParams, g
                                     interpolate_motion, load_motion_vae, load_pose_vae, retrieve_poses)
 from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS, retarget_bvh
 from avatarclip_core.motion.pose_library import load_pose_library
+from avatarclip_core.motion.metrics import motion_statistics
 from avatarclip_core.motion.priors import (MOTION_VAE_PATH, POSE_VAE_PATH, axis_angle_to_rot6d, joint_positions,
-                                           motion_statistics, mpjpe_mm, rot6d_to_rotmat, within_limits)
+                                           mpjpe_mm, rot6d_to_rotmat, within_limits)
 
 torch.set_num_threads(1)
 DATA = Path(os.environ.get("AVATARCLIP_CMU_MOCAP",

@@ -3,7 +3,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..params import Params, param
+from ..params import Params, group, param
+
+
+@dataclass
+class FloorParams(Params):
+    """The floor drawn under the avatar in the videos (`video.floor.*`; `animate.floor.floor_image`,
+    docs/method.md "Root motion and foot contact"). The floor plane is at the rest mesh's lowest point (the soles,
+    `motion.contact.floor_height`); it is drawn behind the avatar (never in front of it).
+
+    Attributes:
+        style: "checker" (two-grey checkerboard, box-filtered so that distant tiles do not alias), "plain" (one
+            grey) or "none" (no floor and no shadow: the background only).
+        tile: checker square size in metres.
+        colors: the two grey levels in [0, 1] of the squares ("plain" uses their mean).
+        radius: metres; the floor is a disc of this radius about the camera's target, fading into the
+            background over its outer third.
+        shadow: darkness in [0, 1] of the soft shadow under the figure (0 = none): a blob per joint, darker and
+            sharper the nearer the joint is to the floor.
+        shadow_blur: metres; the shadow blob radius of a joint on the floor (it widens with the joint's height).
+    """
+
+    style: str = param("checker", choices=("checker", "plain", "none"))
+    tile: float = param(0.5, gt=0, le=100.0, fix="metres, e.g. 0.5")
+    colors: tuple[float, float] = param((0.74, 0.82), ge=0.0, le=1.0, fix="two grey levels in [0, 1]")
+    radius: float = param(3.0, gt=0, le=1000.0, fix="metres, e.g. 3")
+    shadow: float = param(0.55, ge=0.0, le=1.0)
+    shadow_blur: float = param(0.08, gt=0, le=10.0, fix="metres, e.g. 0.08")
+
+    def relations(self):
+        yield len(self.colors) == 2, "colors", "give two grey levels in [0, 1], e.g. (0.74, 0.82)"
 
 
 @dataclass
@@ -30,6 +59,10 @@ class VideoParams(Params):
         gif: also write a GIF for sharing.
         gif_size: GIF frame height (and width per view) in pixels.
         gif_fps: GIF frame rate (frames are subsampled from the video by time).
+        floor: the ground plane and soft shadow under the avatar (`FloorParams`, keys `video.floor.*`).
+        ground: re-fit the root height to this avatar's legs (`motion.contact.ground_root` on its rest skeleton)
+            so that its lowest foot joint stays on its floor in the video and the GLB (stage 5 grounded the
+            motion on the default body, whose legs differ).
     Rig and export:
         target_faces: decimate the avatar to about this many faces before rigging (0 = no decimation).
         smooth_iterations: neighbour-averaging iterations of the transferred skinning weights.
@@ -67,6 +100,8 @@ class VideoParams(Params):
     gif: bool = True
     gif_size: int = param(256, ge=16, le=2048)
     gif_fps: float = param(15.0, gt=0, le=50, fix="GIF players cap the frame rate")
+    floor: FloorParams = group(FloorParams)
+    ground: bool = True
     target_faces: int = param(0, ge=0, fix="0 = no decimation")
     smooth_iterations: int = param(20, ge=0, le=10000)
     smooth_falloff: float = param(0.03, gt=0, le=1.0, fix="metres")

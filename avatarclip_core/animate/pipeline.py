@@ -54,7 +54,8 @@ def animate_avatar(out_dir, mesh: trimesh.Trimesh, body, shape: torch.Tensor | N
         neus_model: the stage-3 NeusModel whose texture head is baked into the texture (None = vertex colours).
     Returns:
         (RiggedAvatar (cleaned), figures dict: paths, vertex/face counts, frame count, webbing and mesh checks,
-        texture size/coverage, timings in seconds).
+        texture size/coverage, timings in seconds, and with `params.ground` the largest root-height change
+        'ground_shift_cm' of re-grounding the motion on this avatar's skeleton).
     Raises:
         ValueError: on bad params, mesh, shape or motion.
     """
@@ -68,6 +69,13 @@ def animate_avatar(out_dir, mesh: trimesh.Trimesh, body, shape: torch.Tensor | N
                         smooth_falloff=params.smooth_falloff, target_faces=params.target_faces,
                         keep_largest_component=params.keep_largest_component)
     extra = {}
+    if params.ground:  # stage 5 grounded the motion on the default body; this avatar's legs differ
+        from ..motion.contact import ground_root
+
+        root = torch.zeros(len(poses), 3) if root is None else torch.as_tensor(root, dtype=torch.float32)
+        grounded = ground_root(poses, root, avatar.rest_joints)
+        extra["ground_shift_cm"] = round(float((grounded - root)[:, 1].abs().max()) * 100, 3)
+        root = grounded
     if params.cut_webbing:
         from .mesh_clean import cut_webbing
 

@@ -6,7 +6,9 @@ moves. Camera: one OpenGL look-at camera aimed at the centre of the bounding sph
 whole motion (plain body included for the side-by-side), at the distance where that sphere fits the field of
 view (× `margin`), azimuth 0 = on +z seeing the avatar's front, optionally orbiting at `orbit_deg_per_s`.
 Lighting: Lambert + ambient with the light coming from the camera side and from above (it orbits with the
-camera). Vertex colours are used as the albedo in the renderer's colour space (as rendered in stage 3).
+camera). Vertex colours are used as the albedo in the renderer's colour space (as rendered in stage 3). Behind
+the avatar: the floor at the rest mesh's soles with a soft shadow of the figure (`floor.floor_image`,
+`VideoParams.floor`), so the video shows whether the feet stand on it.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from tqdm.auto import tqdm
 
 from .. import skeleton
 from ..cameras import Cameras, eye_from_angles, look_at
+from ..motion.contact import floor_height
 from ..video import to_uint8, write_gif, write_mp4
+from .floor import floor_image
 from .params import VideoParams
 from .rig_transfer import RiggedAvatar, decimate_rigged
 
@@ -98,8 +102,9 @@ def render_motion_frames(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.
         avatar: rigged avatar (rest pose, weights, colours).
         poses: (T, 22, 3) local axis-angle in radians; root: (T, 3) metres or None.
         fps: the motion's frame rate; `params.fps` (if set) resamples by nearest frame.
-        params: VideoParams (defaults if None); uses image_size, orbit, side_by_side, camera, light and
-            render_max_faces (meshes above it are rendered from a decimated copy, `decimate_rigged`).
+        params: VideoParams (defaults if None); uses image_size, orbit, side_by_side, camera, light, floor and
+            render_max_faces (meshes above it are rendered from a decimated copy, `decimate_rigged`). The floor
+            is at `floor_height(avatar.rest_vertices)`.
         body, shape: the body model and its shape parameters, required when `params.side_by_side`.
         device: torch device for posing and rendering.
         progress: show a tqdm bar.
@@ -121,6 +126,7 @@ def render_motion_frames(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.
         idx = torch.from_numpy(resample_indices(poses.shape[0], fps, out_fps))
         poses, root = poses[idx], root[idx]
     T, S = poses.shape[0], params.image_size
+    floor_y = floor_height(avatar.rest_vertices)  # the full mesh's soles (a decimated copy may lose the lowest point)
     if params.render_max_faces:
         try:
             avatar = decimate_rigged(avatar, params.render_max_faces)
@@ -136,17 +142,7 @@ def render_motion_frames(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.
     def pose_body(sl):
         return body.forward(shape, pose=poses[sl], root_translation=root[sl]).vertices.to(dev)
 
-    # Camera fit: bounding sphere of all frames, from ≤ 5000 vertices per frame (+1 % slack for the rest).
-    pts = []
-    sub = torch.arange(0, avatar.num_vertices, max(1, avatar.num_vertices // 5000))
-    sub_avatar = RiggedAvatar(avatar.rest_vertices[sub], avatar.faces[:0], avatar.vertex_colors[sub],
-                              avatar.weights[sub], avatar.rest_joints)
-    for s in range(0, T, 64):
-        sl = slice(s, s + 64)
-        pts.append(sub_avatar.pose(poses[sl], root[sl]).reshape(-1, 3))
-        if params.side_by_side:
-            pts.append(pose_body(sl).reshape(-1, 3).cpu())
-    cam = fit_camera(torch.cat(pts), params.fov_deg, params.elevation_deg, params.margin * 1.01)
+    cam = fit_motion_camera(avatar, poses, root, params, pose_body if params.side_by_side else None)
     az = torch.arange(T, dtype=torch.float32) / out_fps * float(params.orbit_deg_per_s)
     bg = torch.tensor(params.background, dtype=torch.float32, device=dev)
     body_rgb = torch.tensor(params.body_color, dtype=torch.float32, device=dev)
@@ -157,7 +153,9 @@ def render_motion_frames(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.
         sl = slice(s, min(T, s + params.batch_frames))
         cameras, light = cam.cameras(az[sl])
         cameras = cameras.to(dev)
-        shade = dict(background=bg, shading="lambert", light_dir=light.to(dev), ambient=params.ambient,
+        joints = skeleton.forward_kinematics(poses[sl], avatar.rest_joints, root[sl])[0][..., :3, 3]
+        ground = floor_image(cameras, S, floor_y, joints, bg, params.floor, centre=cam.target)
+        shade = dict(background=ground, shading="lambert", light_dir=light.to(dev), ambient=params.ambient,
                      smooth_normals=params.smooth_normals, sigma=params.edge_sigma)
         out = render_mesh(pose_avatar(sl), faces, cameras, S, colors=colors, **shade)
         frames[sl, :, :S] = to_uint8(out.rgb)
@@ -168,6 +166,23 @@ def render_motion_frames(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.
         bar.update(sl.stop - sl.start)
     bar.close()
     return frames
+
+
+def fit_motion_camera(avatar: RiggedAvatar, poses: torch.Tensor, root: torch.Tensor, params: VideoParams,
+                      pose_body=None) -> VideoCamera:
+    """The video camera of `render_motion_frames`: `fit_camera` on the posed vertices of every frame (≤ 5000 per
+    frame, the margin +1 % for the others; plus the plain body's when `pose_body(slice)` → (n, V, 3) is given).
+    poses (T, 22, 3) radians, root (T, 3) metres."""
+    pts = []
+    sub = torch.arange(0, avatar.num_vertices, max(1, avatar.num_vertices // 5000))
+    sub_avatar = RiggedAvatar(avatar.rest_vertices[sub], avatar.faces[:0], avatar.vertex_colors[sub],
+                              avatar.weights[sub], avatar.rest_joints)
+    for s in range(0, poses.shape[0], 64):
+        sl = slice(s, s + 64)
+        pts.append(sub_avatar.pose(poses[sl], root[sl]).reshape(-1, 3))
+        if pose_body is not None:
+            pts.append(pose_body(sl).reshape(-1, 3).cpu())
+    return fit_camera(torch.cat(pts), params.fov_deg, params.elevation_deg, params.margin * 1.01)
 
 
 def _resize(frames: np.ndarray, height: int) -> np.ndarray:

@@ -11,8 +11,11 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "bvh_export": ("write_bvh",),
+    "contact": ("ContactResult", "align_floor", "apply_contact", "contact_root", "detect_contact", "floor_height",
+                "foot_clearance", "ground_root", "lock_feet", "two_bone_ik"),
+    "metrics": ("foot_skate", "floor_figures", "jitter", "joint_limit_violations", "motion_metrics"),
     "bvh_retarget": ("DEFAULT_REST_JOINTS", "RetargetedClip", "bone_direction_error", "read_bvh", "retarget_bvh"),
-    "params": ("MotionParams", "PoseParams"),
+    "params": ("ContactParams", "MotionParams", "PoseParams"),
     "interpolation": ("anchor_frames", "interpolate_motion"),
     "pose_library": ("PoseLibrary", "load_pose_library", "pose_distance", "remove_heading"),
     "retrieval": ("library_embeddings", "rank_poses", "render_pose_images", "retrieve_poses",

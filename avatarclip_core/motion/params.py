@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..params import Params, param
+from ..params import Params, group, param
 
-__all__ = ["POSE_GENERATORS", "PoseParams", "MOTION_GENERATORS", "MotionParams"]
+__all__ = ["POSE_GENERATORS", "PoseParams", "MOTION_GENERATORS", "MotionParams", "ContactParams"]
 
+# The one place the generators are declared: the dispatchers (`generators.generate_poses` / `generate_motion`),
+# the config check and `bench/motion.py` enumerate these.
 POSE_GENERATORS = ("library", "optimize", "latent")
 
 
@@ -86,6 +88,54 @@ MOTION_GENERATORS = ("interpolate", "optimize")
 
 
 @dataclass
+class ContactParams(Params):
+    """Root motion and foot contact post-process of stage 5 (`motion.contact`, docs/method.md "Root motion and
+    foot contact"; `contact.apply_contact`). Heights are foot-joint clearances: a foot joint's height above its
+    own rest-pose height (the T-pose stands on the floor, so clearance 0 = touching the floor).
+
+    Attributes:
+        enabled: run the post-process on every generator's output (False = the motion as generated).
+        root: horizontal root trajectory: "auto" = derive it from foot contact when the generator gave none
+            (horizontal root zero in every frame: interpolation, the pose-only priors), else keep it;
+            "contact" = always derive it; "keep" = never.
+        stance_softness: metres; the contact-driven root moves so that the foot joints stay planted, each
+            weighted by exp(−c / stance_softness), c = its height above the frame's lowest foot joint (a smaller
+            value plants the lowest joint alone, a larger one averages the feet) …
+        stance_speed: m/s; … and by 1 / (1 + (u / stance_speed)²), u = its speed under the root estimate
+            (iteratively reweighted: the joint that can stay still is planted).
+        ground: shift the root vertically in every frame so that the lowest foot joint is on the floor (no
+            hovering, no sinking).
+        height_on / height_off: metres; a foot joint enters contact below height_on and leaves it above
+            height_off (hysteresis, height_off ≥ height_on).
+        speed_on / speed_off: m/s of horizontal speed; enters contact below speed_on, leaves above speed_off
+            (speed_off ≥ speed_on).
+        min_frames: contacts shorter than this many frames are dropped (flicker).
+        lock: foot-locking: a foot joint in contact is held at one floor position per contact (the mean of its
+            positions over the contact) by a two-bone IK on the hip–knee–ankle chain; only the hips', knees' and
+            ankles' rotations change.
+        blend_frames: the lock fades in and out over this many frames before and after each contact (0 =
+            switched on and off at once).
+    """
+
+    enabled: bool = True
+    root: str = param("auto", choices=("auto", "contact", "keep"))
+    stance_softness: float = param(0.02, gt=0, le=1.0, fix="metres, e.g. 0.02")
+    stance_speed: float = param(0.2, gt=0, le=10.0, fix="m/s, e.g. 0.2")
+    ground: bool = True
+    height_on: float = param(0.03, ge=0, le=0.5, fix="metres, e.g. 0.03")
+    height_off: float = param(0.05, ge=0, le=0.5, fix="metres, e.g. 0.05")
+    speed_on: float = param(0.3, ge=0, le=10.0, fix="m/s, e.g. 0.3")
+    speed_off: float = param(0.5, ge=0, le=10.0, fix="m/s, e.g. 0.5")
+    min_frames: int = param(3, ge=1, le=1000)
+    lock: bool = True
+    blend_frames: int = param(4, ge=0, le=100)
+
+    def relations(self):
+        yield self.height_off >= self.height_on, "height_off", f"use height_off ≥ height_on ({self.height_on})"
+        yield self.speed_off >= self.speed_on, "speed_off", f"use speed_off ≥ speed_on ({self.speed_on})"
+
+
+@dataclass
 class MotionParams(Params):
     """Settings of stage 5, poses → motion (docs/method.md §6.2 / §7.2 `motion_generator`).
 
@@ -113,6 +163,8 @@ class MotionParams(Params):
             passed to `generate_motion` / `MotionOptimizer` as `pose_params`.
         image_size: "optimize": square render size in pixels fed to the encoder (reference 224).
         sigma: "optimize": silhouette edge softness (pixels) of those renders.
+        contact: the root-motion and foot-contact post-process applied to every generator's output
+            (`ContactParams`, keys `motion.contact.*`).
     """
 
     generator: str = param("interpolate", choices=MOTION_GENERATORS)
@@ -128,6 +180,7 @@ class MotionParams(Params):
     azimuth_deg: float = -30.0
     image_size: int = param(224, ge=1)
     sigma: float = param(0.5, gt=0, fix="an edge softness in pixels such as 0.5")
+    contact: ContactParams = group(ContactParams)
 
     def relations(self):
         yield (len(self.recon_coef) >= 1, "recon_coef",

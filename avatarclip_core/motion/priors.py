@@ -261,30 +261,3 @@ def within_limits(poses: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> di
     b = poses[:, 1:]
     ok = ((b >= lo.to(b)) & (b <= hi.to(b))).all(-1)
     return {"joints": float(ok.float().mean()), "poses": float(ok.all(-1).float().mean())}
-
-
-def motion_statistics(rotmats: torch.Tensor, rest_joints: torch.Tensor, fps: float = 30.0,
-                      contact_height: float = 0.05) -> dict[str, float]:
-    """Foot-skate, jitter and angular speed of motions: rotmats (B, T, 21, 3, 3) body rotations.
-
-    Joints by FK with a zero global orientation and the root fixed at its rest position (the priors do not
-    model the global orientation or translation). Returns:
-      'foot_skate_m_s': mean horizontal (xz) speed, m/s, of the foot joints (ankles, toes) on the frames where
-          they are within `contact_height` m of the lowest foot joint of that window (near the ground);
-      'jitter_m_s2': mean ‖p[t+1] − 2p[t] + p[t−1]‖·fps² over joints and frames (m/s²);
-      'ang_speed_p99_rad_s' / 'ang_speed_max_rad_s': 99th percentile / max of the per-joint geodesic angle
-          between consecutive frames × fps (rad/s).
-    """
-    p = joint_positions(rotmats, rest_joints)  # (B, T, 22, 3)
-    feet = p[:, :, list(FOOT_JOINTS)]
-    ground = feet[..., 1].amin(dim=(1, 2), keepdim=True)
-    contact = (feet[..., 1] < ground + contact_height)[:, 1:] & (feet[..., 1] < ground + contact_height)[:, :-1]
-    speed = (feet[:, 1:, :, [0, 2]] - feet[:, :-1, :, [0, 2]]).norm(dim=-1) * fps
-    skate = float(speed[contact].mean()) if contact.any() else 0.0
-    acc = (p[:, 2:] - 2 * p[:, 1:-1] + p[:, :-2]).norm(dim=-1) * fps * fps
-    rel = rotmats[:, :-1].transpose(-1, -2) @ rotmats[:, 1:]
-    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    ang = torch.arccos(cos) * fps
-    return {"foot_skate_m_s": skate, "jitter_m_s2": float(acc.mean()),
-            "ang_speed_p99_rad_s": float(torch.quantile(ang.flatten().double(), 0.99)),
-            "ang_speed_max_rad_s": float(ang.max())}
