@@ -305,10 +305,13 @@ class PoseOracle(_KeywordOracle):
     """Pose oracle: action words ↔ silhouette elongation and leg spread (D = 3: elongation, legs, bias).
 
     Features (from alpha; from `foreground_from_border` when alpha is None), see `silhouette_stats`:
-      * elongation: ``(rows / sqrt(area_px)) / elong_ref − 1`` — silhouette height over the square root of its
-        area (scale-free; ≈ 2.3 for a standing adult, `elong_ref` = 2.3). Raising the arms puts foreground mass
-        above the head: the silhouette grows taller at almost constant area → elongation up. Squatting makes
-        the silhouette short for its area → elongation down.
+      * elongation: ``(sy / sqrt(area_px)) / elong_ref − 1`` — the vertical spread of the foreground (std of
+        the row coordinate) over the square root of its area (scale-free; ≈ 0.6 for a standing adult,
+        `elong_ref` = 0.6). Raising an arm moves its mass from hip to shoulder height and then above the head at
+        almost constant area, so the feature grows all along the way, and twice as much for both arms as for
+        one. (The silhouette's height, `rows`, would only grow once a hand passes the top of the head: no
+        gradient for arms below that, and none telling one raised arm from two.) Squatting makes the silhouette
+        short for its area → elongation down.
       * legs: ``leg_spread / spread_ref − 1`` — horizontal std of the foreground below ``cy + sy`` (about the
         knees) over the silhouette height (`spread_ref` = 0.06, legs together).
     Keywords: elongation + "raise/raising/raised/lifting/arms up/hands up/hands in the air/cheering",
@@ -325,14 +328,14 @@ class PoseOracle(_KeywordOracle):
          r"|kicking|dance|dances|dancing)\b", None),
     )
 
-    def __init__(self, elong_ref: float = 2.6, spread_ref: float = 0.09, text_gain: float = 10.0,
+    def __init__(self, elong_ref: float = 0.6, spread_ref: float = 0.09, text_gain: float = 10.0,
                  device: str | torch.device = "cpu"):
         super().__init__(text_gain, device)
         self.elong_ref, self.spread_ref = float(elong_ref), float(spread_ref)
 
     def from_stats(self, s):
         """(elongation, legs) as documented in the class docstring."""
-        return (s["rows"] / s["area_px"].clamp_min(1.0).sqrt() / self.elong_ref - 1.0,
+        return (s["sy"] / s["area_px"].clamp_min(1.0).sqrt() / self.elong_ref - 1.0,
                 s["leg_spread"] / self.spread_ref - 1.0)
 
 
