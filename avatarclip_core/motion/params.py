@@ -40,7 +40,7 @@ class PoseParams(Params):
         background: background grey level in [0, 1] (reference black).
         library_limit: use only the first N library poses (farthest-point order, so a prefix is a coarser
             cover); 0 = all.
-        batch_size: poses rendered per batch while computing embeddings.
+        batch_size: poses rendered per batch while computing library embeddings or scoring the optimisers' starts.
         num_iterations: Adam steps of the "optimize" / "latent" / "flow" generators (reference num_iteration 500;
             0 = multi-start selection only, the reference's "flow").
         lr: Adam learning rate of those generators (reference 0.01).
