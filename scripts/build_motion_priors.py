@@ -151,7 +151,8 @@ def _nearest_mpjpe_mm(a, b, chunk=64):
 
 
 def build_flow(args, ids, splits, clips, argv):
-    """Train `PoseFlow` on posterior samples z ~ q(z | pose) of the pose VAE in --out for the training poses (+ mirrors) and write
+    """Train `PoseFlow` on posterior samples z ~ q(z | pose) of the pose VAE in --out for the training poses
+    (+ mirrors) and write
     pose_flow.pt, the "pose_flow" entry of motion_priors.json and the "Pose flow" section of MOTION_PRIORS.md.
     Figures: held-out log-likelihood (nats per latent dimension) under the flow vs the VAE's N(0, I) prior; decoded
     samples of both: joint-limit rates and nearest-pose MPJPE to the held-out poses (and back: coverage)."""
@@ -200,8 +201,9 @@ def build_flow(args, ids, splits, clips, argv):
     d = vae.latent_dim
     with torch.no_grad():
         normal = torch.distributions.Normal(0.0, 1.0)
-        ll = dict(flow_heldout=float(flow.log_prob(z_test).mean()) / d, flow_train=float(
-            flow.log_prob(z_train[::20]).mean()) / d, vae_prior_heldout=float(normal.log_prob(z_test).sum(-1).mean()) / d)
+        ll = dict(flow_heldout=float(flow.log_prob(z_test).mean()) / d,
+                  flow_train=float(flow.log_prob(z_train[::20]).mean()) / d,
+                  vae_prior_heldout=float(normal.log_prob(z_test).sum(-1).mean()) / d)
         n = args.num_samples
         R_test = rot6d_to_rotmat(axis_angle_to_rot6d(test[::4, 1:]))
         J_test = joint_positions(R_test, REST)

@@ -201,9 +201,9 @@ def flow_poses(encoder, text: str, body, params: PoseParams | None = None, progr
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """VPoserRealNVP (docs/method.md §6.1): sample the pose flow, keep the best, then optimise in its base space.
 
-    u ~ N(0, I₃₂) (`num_starts` draws) → `PoseFlow` → pose-VAE latent z → decoder → pose; the top_k best-scoring
-    samples are kept (the reference's sample-and-select) and refined by Adam on u (`num_iterations`, `lr`; 0
-    iterations = selection only), penalty ½‖u‖²/32 (the base density).
+    u ~ N(0, I₃₂) (`num_starts` draws) → `PoseFlow` → pose-VAE latent z → decoder → pose; the top_k
+    best-scoring samples are kept (the reference's sample-and-select) and refined by Adam on u (`num_iterations`,
+    `lr`; 0 iterations = selection only), penalty ½‖u‖²/32 (the base density).
 
     Same arguments and returns as `optimize_poses`; `vae` defaults to `load_pose_vae()`, `flow` to
     `flow.load_pose_flow(vae=vae)`. Raises FileNotFoundError when the weights are missing, ValueError when the
