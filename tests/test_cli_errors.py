@@ -234,6 +234,6 @@ def test_moved_parameter_classes_keep_their_old_homes():
 
     assert retrieval.PoseParams is motion_params.PoseParams is motion.PoseParams
     assert interpolation.MotionParams is motion_params.MotionParams is motion.MotionParams
-    assert retrieval.POSE_GENERATORS == ("library", "optimize", "latent")
+    assert retrieval.POSE_GENERATORS == ("library", "optimize", "latent", "flow")
     assert interpolation.MOTION_GENERATORS == ("interpolate", "optimize")
     assert search.ShapeParams is shape_params.ShapeParams is shape.ShapeParams

@@ -84,7 +84,7 @@ def test_generate_motion_forwards_pose_params_and_reports_time(recorded):
 
 def test_generate_poses_reports_time_through_the_timings_dict(monkeypatch):
     out = (torch.zeros(1, 22, 3), torch.ones(1), torch.zeros(1, dtype=torch.long))
-    monkeypatch.setattr(generators, "retrieve_poses", lambda *a, **k: out)
+    monkeypatch.setitem(generators.POSE_GENERATOR_FUNCTIONS, "library", lambda *a, **k: out)
     timings: dict = {}
     got = generate_poses(_StubEncoder(), "walking", object(), PoseParams(), timings=timings)
     assert got is out and isinstance(timings["seconds"], float) and timings["seconds"] >= 0

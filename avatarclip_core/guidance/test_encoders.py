@@ -111,6 +111,7 @@ def silhouette_stats(alpha: torch.Tensor, tau: float = 1.0) -> dict[str, torch.T
         ``rows``/``cols``: soft number of rows/columns containing foreground (silhouette height/width, px);
         ``height``/``width``: rows / H, cols / W; ``area``: mean alpha (fraction of the frame);
         ``area_px``: Σ alpha (px²); ``cy``, ``sy``: alpha-weighted mean / std of the row coordinate (px);
+        ``spread_y``: sy / H (dimensionless);
         ``leg_spread``: alpha-weighted std of the column coordinate over the rows below ``cy + sy`` (about
         knee height for a standing body, below hanging hands; soft, sigmoid of width 2 px), divided by
         ``rows`` (dimensionless).
@@ -131,7 +132,7 @@ def silhouette_stats(alpha: torch.Tensor, tau: float = 1.0) -> dict[str, torch.T
     xb = (wb * x).sum((1, 2)) / mb
     sxb = ((wb * (x - xb[:, None, None]) ** 2).sum((1, 2)) / mb).clamp_min(1e-8).sqrt()
     return {"rows": rows, "cols": cols, "height": rows / h, "width": cols / w, "area": a.mean((1, 2)),
-            "area_px": mass, "cy": cy, "sy": sy, "leg_spread": sxb / rows.clamp_min(1.0)}
+            "area_px": mass, "cy": cy, "sy": sy, "spread_y": sy / h, "leg_spread": sxb / rows.clamp_min(1.0)}
 
 
 def _has(text: str, pattern: str) -> bool:
@@ -305,10 +306,14 @@ class PoseOracle(_KeywordOracle):
     """Pose oracle: action words ↔ silhouette elongation and leg spread (D = 3: elongation, legs, bias).
 
     Features (from alpha; from `foreground_from_border` when alpha is None), see `silhouette_stats`:
-      * elongation: ``(rows / sqrt(area_px)) / elong_ref − 1`` — silhouette height over the square root of its
-        area (scale-free; ≈ 2.3 for a standing adult, `elong_ref` = 2.3). Raising the arms puts foreground mass
-        above the head: the silhouette grows taller at almost constant area → elongation up. Squatting makes
-        the silhouette short for its area → elongation down.
+      * elongation: ``spread_y / elong_ref − 1`` — the vertical spread of the foreground (std of the row
+        coordinate) as a fraction of the image height (≈ 0.15 for a standing adult filling 60 % of the frame,
+        `elong_ref` = 0.15). Raising an arm moves its mass from hip to shoulder height and then above the head,
+        so the feature grows all along the way, and twice as much for both arms as for one. Unlike a measure
+        normalised by the silhouette's area or height it cannot be raised by hiding limbs behind the body,
+        crossing the legs or turning sideways; and unlike the silhouette's height (`rows`), which only grows once
+        a hand passes the top of the head, it has a gradient for arms below that. Squatting lowers and compacts
+        the mass → elongation down.
       * legs: ``leg_spread / spread_ref − 1`` — horizontal std of the foreground below ``cy + sy`` (about the
         knees) over the silhouette height (`spread_ref` = 0.06, legs together).
     Keywords: elongation + "raise/raising/raised/lifting/arms up/hands up/hands in the air/cheering",
@@ -325,14 +330,14 @@ class PoseOracle(_KeywordOracle):
          r"|kicking|dance|dances|dancing)\b", None),
     )
 
-    def __init__(self, elong_ref: float = 2.6, spread_ref: float = 0.09, text_gain: float = 10.0,
+    def __init__(self, elong_ref: float = 0.15, spread_ref: float = 0.09, text_gain: float = 10.0,
                  device: str | torch.device = "cpu"):
         super().__init__(text_gain, device)
         self.elong_ref, self.spread_ref = float(elong_ref), float(spread_ref)
 
     def from_stats(self, s):
         """(elongation, legs) as documented in the class docstring."""
-        return (s["rows"] / s["area_px"].clamp_min(1.0).sqrt() / self.elong_ref - 1.0,
+        return (s["spread_y"] / self.elong_ref - 1.0,
                 s["leg_spread"] / self.spread_ref - 1.0)
 
 

@@ -22,6 +22,7 @@ _EXPORTS = {
                   "suppress_duplicates"),
     "priors": ("MotionVAE", "PoseVAE", "load_motion_vae", "load_pose_vae"),
     "generators": ("MotionOptimizer", "clip_pose_scores", "generate_motion", "generate_poses",
-                   "optimize_pose_latents", "optimize_poses"),
+                   "flow_poses", "optimize_pose_latents", "optimize_poses"),
+    "flow": ("PoseFlow", "load_pose_flow"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -2,13 +2,16 @@
 priors, and the dispatchers `generate_poses` / `generate_motion` selected by `PoseParams.generator` /
 `MotionParams.generator` (reference `pose_generator.type` / `motion_generator.type`).
 
-Poses ("library" | "optimize" | "latent"):
+Poses (`params.POSE_GENERATORS`, dispatched through `POSE_GENERATOR_FUNCTIONS`):
 * "library" — `retrieve_poses` (VPoserCodebook adapted).
 * "optimize" — PoseOptimizer: the 21 body-joint axis-angles (63 numbers; global orientation fixed upright,
-  facing the front camera) start from N(0, init_std²), Adam (lr 0.01), loss 1 − cos(multi-view CLIP image
-  embedding, text embedding), `num_iterations` steps; the top_k runs are batched (independent: the loss
+  facing the front camera), Adam (lr 0.01), loss 1 − cos(multi-view CLIP image embedding, text embedding)
+  + a joint-limit penalty, `num_iterations` steps; the top_k runs are batched (independent: the loss
   is a sum over runs and Adam is per-parameter), then sorted by a fresh no-grad score.
-* "latent" — VPoserOptimizer: the same on z ∈ R^32 ~ N(0, I) of the pose VAE, decoded by its decoder.
+* "latent" — VPoserOptimizer: the same on z ∈ R^32 of the pose VAE, decoded by its decoder.
+* "flow" — VPoserRealNVP: the same on the base variable u of the pose flow (`flow.PoseFlow`) → z → decoder.
+All three start from `num_starts` prior samples scored once, of which the top_k best are optimised (multi-start
+selection; docs/method.md §6.1 "Ours" says why).
 Renders: `render_poses` (body.forward(pose) → differentiable `render_mesh`), the same cameras and colours as
 retrieval (`PoseParams.azimuths_deg`, …); the reference's per-step N(0, 0.3²)° elevation jitter is omitted.
 
@@ -32,6 +35,7 @@ from .. import skeleton
 from .interpolation import MotionParams, interpolate_motion
 from .priors import (MotionVAE, PoseVAE, axis_angle_to_rot6d, body_rotmats_to_pose, load_motion_vae,
                      load_pose_vae, rotmat_to_axis_angle, rotmat_to_rot6d)
+from .params import POSE_GENERATORS
 from .retrieval import PoseParams, _cameras, render_poses, retrieve_poses, text_embedding
 
 
@@ -62,22 +66,40 @@ def clip_pose_scores(encoder, body, poses: torch.Tensor, text_e: torch.Tensor, c
     return (e * text_e.to(e)).sum(-1).cpu()
 
 
-def _optimize(decode, init: torch.Tensor, encoder, text: str, body, params: PoseParams, progress: bool, desc: str
-              ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Adam on `init` (K, …) through `decode` → (K, 22, 3) poses; loss Σ_k (1 − score_k). Returns the poses
-    sorted by a fresh score, the scores and the per-step mean loss."""
+def joint_limit_excess(poses: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Squared excess over the per-joint limits: poses (P, 22, 3) axis-angle (radians; joint 0 ignored), lo / hi
+    (21, 3) radians (the pose VAE's `extra['joint_limits']`, docs/method.md, Motion priors) → (P,) Σ over the body
+    joints and components of relu(lo − θ)² + relu(θ − hi)², rad². Differentiable."""
+    b = poses[:, 1:]
+    return ((lo.to(b) - b).clamp_min(0).pow(2) + (b - hi.to(b)).clamp_min(0).pow(2)).sum((-1, -2))
+
+
+def _optimize(decode, init: torch.Tensor, prior, encoder, text: str, body, params: PoseParams, progress: bool,
+              desc: str) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """The optimisation generators' shared loop (docs/method.md §6.1 "Ours").
+
+    init (N, …) are N ≥ top_k starting values of the generator's variable x; `decode` maps x (K, …) to poses
+    (K, 22, 3), `prior` x to (K,) plausibility penalties. When N > top_k the starts are scored without gradients
+    (hard-edged renders, batches of `batch_size`) and the top_k best kept (multi-start selection). Then Adam
+    (`lr`, `num_iterations` steps) on Σ_k (1 − score_k + prior_weight · prior_k). Returns the poses sorted by a
+    fresh score, the scores and the per-step mean loss."""
     text_e = text_embedding(encoder, text)
     cams = _cameras(params)
 
-    def score(poses):
+    def score(poses, sigma=params.sigma):
         return clip_pose_scores(encoder, body, poses, text_e, cams, params.image_size, params.color,
-                                params.background, params.sigma)
+                                params.background, sigma)
 
+    if init.shape[0] > params.top_k:
+        with torch.no_grad():
+            s0 = torch.cat([score(decode(init[i:i + params.batch_size]), sigma=0.0)
+                            for i in range(0, init.shape[0], params.batch_size)])
+        init = init[torch.argsort(s0, descending=True, stable=True)[:params.top_k]]
     x = init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=params.lr)
     history = []
     for _ in tqdm(range(params.num_iterations), desc=desc, disable=not progress):
-        loss = (1.0 - score(decode(x))).sum()
+        loss = (1.0 - score(decode(x)) + params.prior_weight * prior(x)).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -99,59 +121,126 @@ def _record_seconds(timings: dict | None, t0: float) -> None:
         timings["seconds"] = time.perf_counter() - t0
 
 
+def _num_starts(params: PoseParams) -> int:
+    return max(params.num_starts, params.top_k)
+
+
+def _gaussian_prior(x: torch.Tensor) -> torch.Tensor:
+    """½‖x‖² / dim per row: the negative log-density per dimension of N(0, I), up to a constant."""
+    return 0.5 * x.pow(2).mean(-1)
+
+
 def optimize_poses(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """PoseOptimizer (docs/method.md §6.1): direct optimisation of the body-joint rotations.
+                   generator: torch.Generator | None = None, vae: PoseVAE | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """PoseOptimizer (docs/method.md §6.1): direct optimisation of the 21 body-joint axis-angles.
+
+    Starts (`num_starts`, the best top_k kept): decoded pose-prior samples (`init_pose = "prior"`), or the stand
+    pose / T-pose plus N(0, init_std²) per component; penalty: `joint_limit_excess` under the pose VAE's limits.
 
     Args:
         encoder: CLIP-like encoder; text: the pose description X of "a rendered 3d man is X".
-        body: `BodyModel` (default shape). params: `PoseParams` (top_k runs, num_iterations, lr, init_std,
-        cameras, image_size, sigma). generator: torch.Generator for the initial poses (default: seeded from
-        torch's global seed).
+        body: `BodyModel` (default shape). params: `PoseParams` (top_k, num_starts, num_iterations, lr, init_pose,
+        init_std, prior_weight, cameras, image_size, sigma). generator: torch.Generator for the starts (default:
+        seeded from torch's global seed). vae: the pose prior (default `load_pose_vae()`), loaded only when the
+        starts or the penalty need it.
     Returns:
         poses (K, 22, 3) float32 axis-angle (global orientation 0), scores (K,) descending.
     Raises:
-        ValueError: on invalid params or a blank text.
+        ValueError: on invalid params or a blank text. FileNotFoundError: the pose VAE is needed and missing.
     """
     params = (params or PoseParams()).validate()
-    init = torch.randn(params.top_k, 21, 3, generator=_generator(generator)) * params.init_std
-    if params.init_pose == "stand":
-        from ..body.base import stand_pose
+    gen, n = _generator(generator), _num_starts(params)
+    if params.init_pose == "prior" or params.prior_weight > 0:
+        vae = vae or load_pose_vae()
+    if params.init_pose == "prior":
+        with torch.no_grad():
+            init = vae.decode(torch.randn(n, vae.latent_dim, generator=gen))[:, 1:]
+    else:
+        init = torch.randn(n, 21, 3, generator=gen) * params.init_std
+        if params.init_pose == "stand":
+            from ..body.base import stand_pose
 
-        init = init + stand_pose()[1:].to(init)
+            init = init + stand_pose()[1:].to(init)
 
     def decode(x):
         return torch.cat([torch.zeros_like(x[:, :1]), x], dim=1)
 
-    poses, scores, _ = _optimize(decode, init, encoder, text, body, params, progress, "pose optimisation")
+    if params.prior_weight > 0:
+        lo, hi = vae.extra["joint_limits"]["lo"], vae.extra["joint_limits"]["hi"]
+
+        def prior(x):
+            return joint_limit_excess(decode(x), lo, hi)
+    else:
+        def prior(x):
+            return x.new_zeros(x.shape[0])
+
+    poses, scores, _ = _optimize(decode, init, prior, encoder, text, body, params, progress, "pose optimisation")
     return poses, scores
 
 
 def optimize_pose_latents(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
                           generator: torch.Generator | None = None, vae: PoseVAE | None = None
                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """VPoserOptimizer (docs/method.md §6.1): optimise z ∈ R^32 ~ N(0, I) of the pose VAE through its decoder.
+    """VPoserOptimizer (docs/method.md §6.1): optimise z ∈ R^32 of the pose VAE through its decoder; starts
+    z ~ N(0, I) (`num_starts`, the best top_k kept), penalty ½‖z‖²/32.
 
     Same arguments and returns as `optimize_poses`; `vae` defaults to `load_pose_vae()` (on the CPU).
     Raises FileNotFoundError when the pose VAE weights are missing.
     """
     params = (params or PoseParams()).validate()
     vae = vae or load_pose_vae()
-    init = torch.randn(params.top_k, vae.latent_dim, generator=_generator(generator))
-    poses, scores, _ = _optimize(vae.decode, init, encoder, text, body, params, progress, "pose-latent optimisation")
+    init = torch.randn(_num_starts(params), vae.latent_dim, generator=_generator(generator))
+    poses, scores, _ = _optimize(vae.decode, init, _gaussian_prior, encoder, text, body, params, progress,
+                                 "pose-latent optimisation")
     return poses, scores
+
+
+def flow_poses(encoder, text: str, body, params: PoseParams | None = None, progress: bool = True,
+               generator: torch.Generator | None = None, vae: PoseVAE | None = None, flow=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """VPoserRealNVP (docs/method.md §6.1): sample the pose flow, keep the best, then optimise in its base space.
+
+    u ~ N(0, I₃₂) (`num_starts` draws) → `PoseFlow` → pose-VAE latent z → decoder → pose; the top_k
+    best-scoring samples are kept (the reference's sample-and-select) and refined by Adam on u (`num_iterations`,
+    `lr`; 0 iterations = selection only), penalty ½‖u‖²/32 (the base density).
+
+    Same arguments and returns as `optimize_poses`; `vae` defaults to `load_pose_vae()`, `flow` to
+    `flow.load_pose_flow(vae=vae)`. Raises FileNotFoundError when the weights are missing, ValueError when the
+    flow was trained on another pose VAE.
+    """
+    from .flow import load_pose_flow
+
+    params = (params or PoseParams()).validate()
+    vae = vae or load_pose_vae()
+    flow = flow or load_pose_flow(vae=vae)
+    init = torch.randn(_num_starts(params), flow.dim, generator=_generator(generator))
+
+    def decode(u):
+        return vae.decode(flow(u)[0])
+
+    poses, scores, _ = _optimize(decode, init, _gaussian_prior, encoder, text, body, params, progress,
+                                 "pose-flow optimisation")
+    return poses, scores
+
+
+#: the stage-4 generator of each `PoseParams.generator` name (`params.POSE_GENERATORS`, the one declaration)
+POSE_GENERATOR_FUNCTIONS = {"library": retrieve_poses, "optimize": optimize_poses, "latent": optimize_pose_latents,
+                            "flow": flow_poses}
+assert tuple(POSE_GENERATOR_FUNCTIONS) == POSE_GENERATORS, "declare each pose generator in motion/params.py"
 
 
 def generate_poses(encoder, text: str, body, params: PoseParams | None = None, cache_dir=None,
                    progress: bool = True, library=None, generator: torch.Generator | None = None,
                    timings: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stage 4 dispatcher on `params.generator` ("library" | "optimize" | "latent", see `PoseParams`).
+    """Stage 4 dispatcher on `params.generator` (`POSE_GENERATORS`: "library" | "optimize" | "latent" | "flow",
+    see `PoseParams`; `POSE_GENERATOR_FUNCTIONS`).
 
     Args:
         encoder, text, body: as `retrieve_poses` / `optimize_poses`.
         params: `PoseParams` (default `PoseParams()`).
         cache_dir, library: "library" only (`retrieve_poses`).
-        generator: torch.Generator for the optimisers' initial values (ignored by "library").
+        generator: torch.Generator for the optimisers' starts (ignored by "library").
         timings: optional dict; when given, `timings["seconds"]` is set to the wall time (float, seconds) of the
             generation.
     Returns:
@@ -162,10 +251,10 @@ def generate_poses(encoder, text: str, body, params: PoseParams | None = None, c
     """
     params = (params or PoseParams()).validate()
     t0 = time.perf_counter()
+    fn = POSE_GENERATOR_FUNCTIONS[params.generator]
     if params.generator == "library":
-        out = retrieve_poses(encoder, text, body, params, cache_dir=cache_dir, progress=progress, library=library)
+        out = fn(encoder, text, body, params, cache_dir=cache_dir, progress=progress, library=library)
     else:
-        fn = optimize_poses if params.generator == "optimize" else optimize_pose_latents
         poses, scores = fn(encoder, text, body, params, progress=progress, generator=generator)
         out = (poses, scores, torch.full((poses.shape[0],), -1, dtype=torch.long))
     _record_seconds(timings, t0)

@@ -10,9 +10,9 @@ from ..params import Params, group, param
 
 __all__ = ["POSE_GENERATORS", "PoseParams", "MOTION_GENERATORS", "MotionParams", "ContactParams"]
 
-# The one place the generators are declared: the dispatchers (`generators.generate_poses` / `generate_motion`),
-# the config check and `bench/motion.py` enumerate these.
-POSE_GENERATORS = ("library", "optimize", "latent")
+# The one place the generators are declared: the dispatchers (`generators.POSE_GENERATOR_FUNCTIONS` maps each pose
+# generator to its function; `generate_motion`), the config check and `bench/motion.py` enumerate these.
+POSE_GENERATORS = ("library", "optimize", "latent", "flow")
 
 
 @dataclass
@@ -24,7 +24,9 @@ class PoseParams(Params):
             "library" (default) — CLIP retrieval from the pose library (VPoserCodebook adapted, `retrieve_poses`);
             "optimize" — direct optimisation of the 21 body-joint rotations (PoseOptimizer, `optimize_poses`);
             "latent" — optimisation of the pose VAE's 32-d latent through its decoder (VPoserOptimizer,
-            `optimize_pose_latents`). All return (K, 22, 3) sorted by CLIP score.
+            `optimize_pose_latents`);
+            "flow" — samples of the pose flow (RealNVP over the pose VAE's latent), the best kept and optimised in
+            the flow's base space (VPoserRealNVP, `flow_poses`). All return (K, 22, 3) sorted by CLIP score.
         top_k: number of candidates K returned (reference topk 5); fewer when the library runs out of
             distinct poses.
         pre_topk: best-scoring poses considered before duplicate suppression (reference 40).
@@ -39,13 +41,20 @@ class PoseParams(Params):
         background: background grey level in [0, 1] (reference black).
         library_limit: use only the first N library poses (farthest-point order, so a prefix is a coarser
             cover); 0 = all.
-        batch_size: poses rendered per batch while computing embeddings.
-        num_iterations: Adam steps of the "optimize" / "latent" generators (reference num_iteration 500).
+        batch_size: poses rendered per batch while computing library embeddings or scoring the optimisers' starts.
+        num_iterations: Adam steps of the "optimize" / "latent" / "flow" generators (reference num_iteration 500;
+            0 = multi-start selection only, the reference's "flow").
         lr: Adam learning rate of those generators (reference 0.01).
-        init_std: "optimize": the body-joint axis-angle components start from N(0, init_std²) (0 = the rest
-            T-pose; the reference's N(0, 1) gives wildly twisted starts); "latent": z starts from N(0, I).
-        init_pose: "optimize": the mean of the initial poses: "stand" (`body.base.stand_pose()`, arms down,
-            the static avatar's pose) or "rest" (the T-pose, zero rotations).
+        num_starts: those generators draw max(num_starts, top_k) starting values from their prior, score them once
+            (no gradients) and optimise the top_k best (multi-start selection; the reference's optimisers use
+            top_k independent starts, its flow 500 samples per candidate).
+        prior_weight: weight of their plausibility penalty, added per run to 1 − score: "optimize": the squared
+            excess over the pose VAE's joint limits (rad², `joint_limit_excess`); "latent" / "flow": ½‖z‖²/32 /
+            ½‖u‖²/32 (the Gaussian's negative log-density per dimension). 0 = the reference's bare CLIP loss.
+        init_std: "optimize" with init_pose "stand" / "rest": the body-joint axis-angle components start from
+            N(mean, init_std²) (the reference's N(0, 1) around the T-pose gives wildly twisted starts).
+        init_pose: "optimize": the starts: "prior" (decoded pose-VAE samples, z ~ N(0, I)), "stand"
+            (`body.base.stand_pose()`, arms down, the static avatar's pose) or "rest" (the T-pose) plus noise.
         sigma: silhouette edge softness in pixels of the differentiable renders of those generators
             (`render_mesh` sigma; > 0 so that silhouette gradients reach the pose).
     """
@@ -65,8 +74,11 @@ class PoseParams(Params):
     generator: str = param("library", choices=POSE_GENERATORS)
     num_iterations: int = param(500, ge=0, fix="the reference uses 500")
     lr: float = param(0.01, gt=0, fix="an Adam learning rate such as 0.01")
+    num_starts: int = param(64, ge=1, fix="a number of prior samples such as 64")
+    prior_weight: float = param(0.1, ge=0)
     init_std: float = param(0.1, ge=0, fix="a standard deviation in radians such as 0.1")
-    init_pose: str = param("stand", choices=("stand", "rest"), fix="'stand' = arms down, 'rest' = T-pose")
+    init_pose: str = param("prior", choices=("prior", "stand", "rest"),
+                           fix="'prior' = pose-prior samples, 'stand' = arms down, 'rest' = T-pose")
     sigma: float = param(0.5, gt=0, fix="0 would stop silhouette gradients")
 
     def relations(self):
@@ -78,7 +90,7 @@ class PoseParams(Params):
         """The settings that change the library embeddings (part of the cache key)."""
         d = asdict(self)
         for k in ("top_k", "pre_topk", "dup_threshold", "batch_size", "generator", "num_iterations", "lr",
-                  "init_std", "init_pose", "sigma"):
+                  "num_starts", "prior_weight", "init_std", "init_pose", "sigma"):
             d.pop(k)
         d["azimuths_deg"] = [float(a) for a in self.azimuths_deg]
         return d
