@@ -1,7 +1,8 @@
 """Stage 6: rig transfer (body model → sculpted avatar), skinned animated glTF export, avatar video.
 
 See `rig_transfer` (docs/method.md §5, with surface-point weights, smoothing, unposing), `gltf_export` (avatar.glb),
-`gltf_validate` (Khronos validator), `video_render` (avatar.mp4 / .gif), `mesh_clean` (webbing cut, mesh checks),
+`gltf_validate` (Khronos validator), `video_render` (avatar.mp4 / .gif), `mesh_clean` (webbing cut),
+`mesh_checks` (open edges, self-intersections, limb joins),
 `texture_bake` (xatlas UVs, baked texture), `obj_export` (OBJ + MTL + PNG) and `pipeline.animate_avatar`.
 
 Names are imported on first access (PEP 562), so ``import avatarclip_core.animate.params`` (the configuration
@@ -13,7 +14,8 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "gltf_export": ("build_gltf", "export_glb", "top4_weights", "joint_names", "MIXAMO_NAMES"),
-    "mesh_clean": ("cut_webbing", "mesh_report", "part_labels", "webbing_counts"),
+    "mesh_checks": ("mesh_report", "limb_joins", "self_intersections", "edge_counts"),
+    "mesh_clean": ("cut_webbing", "orient_outward", "part_labels", "body_detachment"),
     "obj_export": ("export_obj",),
     "texture_bake": ("UVTexture", "unwrap", "bake_texture", "render_textured"),
     "gltf_validate": ("ensure_validator", "validate_glb"),

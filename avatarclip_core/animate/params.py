@@ -77,10 +77,12 @@ class VideoParams(Params):
             colours are interpolated.
         bone_names: joint node names in the GLB: "ours" (left_wrist, …) or "mixamo" (mixamorig:LeftHand, …).
         export_obj: also write avatar.obj + avatar.mtl + avatar.png (needs a texture).
-        cut_webbing: remove the triangles joining arms to the torso and the legs to each other, cap the cuts.
-        web_stretch: an arm–torso triangle is webbing when an edge stretches by more than this factor in a probe
-            pose (T-pose, arms up, legs spread) relative to the stand pose.
-        mesh_checks: count self-intersections (edge–triangle ray tests) for the manifest.
+        cut_webbing: remove the webbing that fuses arms to the torso and the legs to each other at coarse mesh
+            resolutions, close the cuts part by part (a closed mesh); off for loose clothing between the legs.
+        web_detach: metres; a vertex is webbing when, posed in a probe pose (T-pose, arms up, legs spread), it
+            is this much farther from the posed body than in the stand pose (`animate.mesh_clean`).
+        mesh_checks: record open / non-manifold edges, self-intersecting face pairs and faces joining an arm to
+            the torso or the legs (judged with the body's own weights) in the manifest (`animate.mesh_checks`).
     """
 
     image_size: int = param(512, ge=16, le=4096, fix="512 for the final video")
@@ -112,7 +114,7 @@ class VideoParams(Params):
     bone_names: str = param("ours", choices=("ours", "mixamo"))
     export_obj: bool = True
     cut_webbing: bool = True
-    web_stretch: float = param(1.5, gt=1.0, le=100.0)
+    web_detach: float = param(0.02, gt=0.0, le=0.5, fix="metres, e.g. 0.02")
     mesh_checks: bool = True
 
     def relations(self):

@@ -76,14 +76,16 @@ def animate_avatar(out_dir, mesh: trimesh.Trimesh, body, shape: torch.Tensor | N
         grounded = ground_root(poses, root, avatar.rest_joints)
         extra["ground_shift_cm"] = round(float((grounded - root)[:, 1].abs().max()) * 100, 3)
         root = grounded
+    from .mesh_clean import cut_webbing, orient_outward
+
     if params.cut_webbing:
-        from .mesh_clean import cut_webbing
-
-        avatar, extra["webbing"] = cut_webbing(avatar, params.web_stretch)
+        avatar, extra["webbing"] = cut_webbing(avatar, body, shape, params.web_detach)
+    else:
+        avatar = orient_outward(avatar)
     if params.mesh_checks:
-        from .mesh_clean import mesh_report
+        from .mesh_checks import mesh_report
 
-        extra["mesh"] = mesh_report(avatar)
+        extra["mesh"] = mesh_report(avatar, body, shape)
     t1 = time.perf_counter()
     tex = None
     if params.texture_size:

@@ -82,12 +82,11 @@ def extract_mesh(model: NeusModel, resolution: int = 256, head: str = "texture",
     if head == "texture" and not model.has_texture_head:
         raise ValueError("head='texture' needs a stage-3 model with colour head 2; use head='base'")
     field = -sdf_grid(model, resolution, chunk)
-    verts, tris = mcubes.marching_cubes(field, threshold)
+    verts, tris = mcubes.marching_cubes(field, threshold)  # positive-inside field: wound outward as is
     if len(tris) == 0:
         raise ValueError(f"the SDF has no level set at threshold {threshold} inside [−1.01, 1.01]³ "
                          f"(SDF range {-field.max():.3f} … {-field.min():.3f}); check the model or the threshold")
     verts = verts / (resolution - 1) * (2 * BOUND) - BOUND
-    tris = tris[:, ::-1]  # PyMCubes winds inward-facing for a positive-inside field; flip to outward
     mesh = trimesh.Trimesh(verts.astype(np.float32), np.ascontiguousarray(tris), process=False)
     if with_colors:
         col = vertex_colors(model, torch.as_tensor(mesh.vertices, dtype=torch.float32), head, color_chunk)
