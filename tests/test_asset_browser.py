@@ -2,7 +2,7 @@
 (docs/method.md, Avatar animation; issue 12).
 
 Also a script: `python tests/test_asset_browser.py AVATAR.glb OUT.png [TIME_S]` renders a frame of any GLB
-(docs/img/textured_avatar_threejs.png was made this way from the tiny preset's 06_video/avatar.glb).
+(docs/img/textured_avatar_threejs.png was made this way from the tiny preset's 06_video/avatar.glb at 1.0 s).
 """
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_textured_glb_validates_and_mixamo_names_keep_the_animation(rigged, tmp_
     # Rest pose as retargeting tools expect it: joints carry offsets only (no rotation), T-pose, y up, facing +z.
     nodes = {gm.nodes[j].name: gm.nodes[j] for j in gm.skins[0].joints}
     assert all(n.rotation in (None, [0, 0, 0, 1]) for n in nodes.values())
-    parent = {c: gm.nodes[p].name for p in gm.skins[0].joints for c in [gm.nodes[k].name for k in gm.nodes[p].children or []]}
+    parent = {gm.nodes[c].name: gm.nodes[p].name for p in gm.skins[0].joints for c in gm.nodes[p].children or []}
     def rest(name):  # noqa: E306  global rest position = sum of the offsets up the chain
         return np.asarray(nodes[name].translation) + (rest(parent[name]) if name in parent else 0.0)
     arm = rest("mixamorig:LeftHand") - rest("mixamorig:LeftArm")

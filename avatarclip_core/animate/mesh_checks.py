@@ -142,7 +142,8 @@ def limb_joins(avatar: RiggedAvatar, body, shape=None, margin: float = LIMB_MARG
         raise ValueError(f"margin must be in (0, 0.5), got {margin}")
     sure = body_part_weights(avatar.rest_vertices.numpy(), body, shape) >= 1 - margin
     has = sure[avatar.faces.numpy()].any(1)  # (F, 5): the face has a vertex surely in each part
-    return {"arm_torso": int(((has[:, 1] | has[:, 2]) & has[:, 0]).sum()), "leg_leg": int((has[:, 3] & has[:, 4]).sum())}
+    return {"arm_torso": int(((has[:, 1] | has[:, 2]) & has[:, 0]).sum()),
+            "leg_leg": int((has[:, 3] & has[:, 4]).sum())}
 
 
 def mesh_report(avatar: RiggedAvatar, body=None, shape=None) -> dict:
