@@ -2,16 +2,18 @@
 gated VPoser and motion VAE (docs/method.md §6, §6.2).
 
 * `PoseVAE` — VPoser-like MLP VAE over single body poses: the 21 body joints' rotations (joints 1…21, SMPL
-  order; the global orientation is excluded) in the 6D representation (first two columns of the rotation
-  matrix, Zhou et al. 2019), 32-d latent.
-* `MotionVAE` — ACTOR-like transformer VAE over 60-frame windows at 30 fps of the same 21 joints in 6D:
-  per-frame linear embedding, two learnable query tokens (μ, log σ²) prepended, sinusoidal positional
-  encoding, transformer encoder; the decoder's queries are the positional encodings of frames 0…T−1 and
-  attend to the latent (projected to the model width) as the single memory token. 256-d latent.
+  order, head, wrists and toes included; the global orientation is excluded) in the 6D representation (first
+  two columns of the rotation matrix, Zhou et al. 2019), 32-d latent. Decoded poses have a zero global
+  orientation (upright, facing +z).
+* `MotionVAE` — ACTOR-like transformer VAE over 60-frame windows at 30 fps of whole-body motion with root
+  (`motion_features`: pelvis tilt and the 21 joints in 6D, heading rate, root velocity in the heading frame,
+  root height): per-frame linear embedding, two learnable query tokens (μ, log σ²) prepended, sinusoidal
+  positional encoding, transformer encoder; the decoder's queries are the positional encodings of frames
+  0…T−1 plus the projected latent, attending to it as the single memory token. 256-d latent. Decoding
+  integrates the rates to a global orientation and a root trajectory (`integrate_root`).
 
 Both are built and evaluated by `scripts/build_motion_priors.py`; weights (float16 state dicts) and configs
 are shipped in avatarclip_core/assets/{pose_vae,motion_vae}.pt, figures in MOTION_PRIORS.md / motion_priors.json.
-Decoded poses always have a zero global orientation (upright, facing +z) and zero root translation.
 """
 from __future__ import annotations
 
