@@ -175,6 +175,33 @@ def _r(d, n=3):
     return {k: round(v, n) if isinstance(v, float) else v for k, v in d.items()}
 
 
+def pose_part(train_poses, pose_w, test_poses, args):
+    """Train and evaluate the pose VAE (seeded by args.seed alone, so the result is the same in this or a second
+    process). Returns (model, joint-limit lo, hi (21, 3) rad, figures)."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    pose_vae, t_pose, pose_loss = train_pose_vae(train_poses, pose_w, args, gen)
+    lo, hi = joint_limits(train_poses)
+    with torch.no_grad():
+        R_test = rot6d_to_rotmat(axis_angle_to_rot6d(test_poses[:, 1:]))
+        mu, _ = pose_vae.encode(test_poses)
+        pose_mpjpe = float(mpjpe_mm(pose_vae.decode_rotmat(mu), R_test, REST))
+        R_train = rot6d_to_rotmat(axis_angle_to_rot6d(train_poses[::20, 1:]))
+        mu_tr, _ = pose_vae.encode(train_poses[::20])
+        pose_mpjpe_train = float(mpjpe_mm(pose_vae.decode_rotmat(mu_tr), R_train, REST))
+        samples = pose_vae.decode(torch.randn(args.num_samples, 32, generator=gen))
+    pose_fig = dict(
+        heldout_mpjpe_mm=round(pose_mpjpe, 2), train_mpjpe_mm=round(pose_mpjpe_train, 2),
+        heldout_poses=len(test_poses), train_seconds=round(t_pose, 1), final_losses=pose_loss,
+        samples_within_limits=_r(within_limits(samples, lo, hi)),
+        heldout_data_within_limits=_r(within_limits(test_poses, lo, hi)),
+        train_data_within_limits=_r(within_limits(train_poses, lo, hi)), num_samples=args.num_samples,
+        joint_limits="per joint and axis-angle component: training data's 0.5–99.5th percentiles ± 0.05 rad",
+    )
+    return pose_vae, lo, hi, pose_fig
+
+
 def _stats_row(name, d):
     return (f"| {name} | {d['foot_skate_m_s']} | {d['jitter_m_s2']} | "
             f"{d['ang_speed_p99_rad_s']} / {d['ang_speed_max_rad_s']} |")
@@ -209,6 +236,8 @@ def main(argv=None) -> None:
     ap.add_argument("--w-traj", type=float, default=1.0, help="weight of the integrated root trajectory (per m²)")
     ap.add_argument("--num-samples", type=int, default=2000, help="N(0, I) pose samples for the limit figures")
     ap.add_argument("--parts", default="pose,motion", help="priors to train (experiments: 'motion')")
+    ap.add_argument("--jobs", type=int, default=1, choices=(1, 2),
+                    help="2: train the pose VAE in a second process (each with --threads), same results")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -253,33 +282,21 @@ def main(argv=None) -> None:
                   train_frames_per_category=cat_frames, train_sampling_mass_per_category=cat_mass),
     )
 
-    # ------------------------------------------------------------------ pose VAE
-    if "pose" in parts:
-        pose_vae, t_pose, pose_loss = train_pose_vae(train_poses, pose_w, args, gen)
-        lo, hi = joint_limits(train_poses)
-        with torch.no_grad():
-            R_test = rot6d_to_rotmat(axis_angle_to_rot6d(test_poses[:, 1:]))
-            mu, _ = pose_vae.encode(test_poses)
-            pose_mpjpe = float(mpjpe_mm(pose_vae.decode_rotmat(mu), R_test, REST))
-            R_train = rot6d_to_rotmat(axis_angle_to_rot6d(train_poses[::20, 1:]))
-            mu_tr, _ = pose_vae.encode(train_poses[::20])
-            pose_mpjpe_train = float(mpjpe_mm(pose_vae.decode_rotmat(mu_tr), R_train, REST))
-            samples = pose_vae.decode(torch.randn(args.num_samples, 32, generator=gen))
-        pose_fig = dict(
-            heldout_mpjpe_mm=round(pose_mpjpe, 2), train_mpjpe_mm=round(pose_mpjpe_train, 2),
-            heldout_poses=len(test_poses), train_seconds=round(t_pose, 1), final_losses=pose_loss,
-            samples_within_limits=_r(within_limits(samples, lo, hi)),
-            heldout_data_within_limits=_r(within_limits(test_poses, lo, hi)),
-            train_data_within_limits=_r(within_limits(train_poses, lo, hi)), num_samples=args.num_samples,
-            joint_limits="per joint and axis-angle component: training data's 0.5–99.5th percentiles ± 0.05 rad",
-        )
-        print("pose VAE:", pose_fig)
-        out.mkdir(parents=True, exist_ok=True)
-        save_prior(pose_vae, out / "pose_vae.pt", joint_limits=dict(lo=lo, hi=hi), figures=pose_fig)
-        record["pose_vae"] = dict(config=pose_vae.config, **pose_fig)
+    # ------------------------------------------------------------------ pose VAE (in a second process with --jobs 2)
+    pose_job = None
+    if "pose" in parts and args.jobs > 1 and "motion" in parts:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+        pose_job = pool.submit(pose_part, train_poses, pose_w, test_poses, args)
+    elif "pose" in parts:
+        pose_result = pose_part(train_poses, pose_w, test_poses, args)
 
     # ------------------------------------------------------------------ motion VAE
     if "motion" in parts:
+        torch.manual_seed(args.seed + 1)
+        gen = torch.Generator().manual_seed(args.seed + 1)
         feats = [clip_features(ds.clips[i].poses, ds.roots[i]) for i in tr]
         feats += [clip_features(skeleton.mirror_pose(ds.clips[i].poses), mirror_root(ds.roots[i])) for i in tr]
         train_w, owner = windows(feats, 60, args.window_stride)
@@ -325,6 +342,16 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         save_prior(motion_vae, out / "motion_vae.pt", figures=motion_fig)
         record["motion_vae"] = dict(config=motion_vae.config, **motion_fig)
+    if "pose" in parts:
+        if pose_job is not None:
+            pose_result = pose_job.result()
+            pool.shutdown()
+        pose_vae, lo, hi, pose_fig = pose_result
+        t_pose = pose_fig["train_seconds"]
+        print("pose VAE:", pose_fig)
+        out.mkdir(parents=True, exist_ok=True)
+        save_prior(pose_vae, out / "pose_vae.pt", joint_limits=dict(lo=lo, hi=hi), figures=pose_fig)
+        record["pose_vae"] = dict(config=pose_vae.config, **pose_fig)
 
     # ------------------------------------------------------------------ write
     if parts != {"pose", "motion"}:

@@ -108,7 +108,7 @@ def test_pose_library_file_is_small_finite_and_distinct():
     assert torch.isfinite(lib.poses).all()
     flat = lib.poses.reshape(N, -1)
     d = torch.cdist(flat, flat, p=1) / flat.shape[1] + torch.eye(N) * 1e9  # mean |Δθ| between all pairs
-    assert float(d.min()) > lib.settings["min_distance"] >= 0.07
+    assert float(d.min()) > lib.settings["min_distance"] >= 0.05
     assert all(lib.splits[c] == "train" for c in lib.clip.tolist())  # held-out clips contribute nothing
     assert "test" in lib.splits and len(lib.clip_ids) == len(lib.splits) == len(lib.descriptions)
     assert torch.allclose(remove_heading(lib.poses[:200]), lib.poses[:200], atol=1e-4)  # faces +z
@@ -126,6 +126,15 @@ def test_farthest_point_selection_and_split_are_deterministic():
     assert torch.equal(idx, farthest_point_selection(poses, 50, 0.05)[0])
     s = split_clips([f"c{i}" for i in range(40)], 0.25, seed=0)
     assert s.count("test") == 10 and s == split_clips([f"c{i}" for i in range(40)], 0.25, seed=0)
+    # stratified: 25 % of each category of ≥ 3 clips (at least one), none of a smaller one; a category's split
+    # does not change when another category's clips are added
+    cats = ["a"] * 20 + ["b"] * 3 + ["c"] * 2
+    s = split_clips([f"c{i}" for i in range(25)], 0.25, seed=0, categories=cats)
+    assert s[:20].count("test") == 5 and s[20:23].count("test") == 1 and s[23:].count("test") == 0
+    s2 = split_clips([f"c{i}" for i in range(30)], 0.25, seed=0, categories=cats + ["d"] * 5)
+    assert s2[:25] == s
+    with pytest.raises(ValueError, match="one category per clip"):
+        split_clips(["a", "b"], 0.2, categories=["x"])
 
 
 def test_remove_heading_undoes_any_yaw():
