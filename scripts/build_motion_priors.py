@@ -297,11 +297,12 @@ def main(argv=None) -> None:
     if "motion" in parts:
         torch.manual_seed(args.seed + 1)
         gen = torch.Generator().manual_seed(args.seed + 1)
-        feats = [clip_features(ds.clips[i].poses, ds.roots[i]) for i in tr]
-        feats += [clip_features(skeleton.mirror_pose(ds.clips[i].poses), mirror_root(ds.roots[i])) for i in tr]
+        feats = [clip_features(ds.clips[i].poses, ds.clips[i].root_translation) for i in tr]
+        feats += [clip_features(skeleton.mirror_pose(ds.clips[i].poses), mirror_root(ds.clips[i].root_translation))
+                  for i in tr]
         train_w, owner = windows(feats, 60, args.window_stride)
         motion_w = category_weights([cats[tr[int(o) % len(tr)]] for o in owner], args.max_upweight)
-        test_w, _ = windows([clip_features(ds.clips[i].poses, ds.roots[i]) for i in te], 60, 30)
+        test_w, _ = windows([clip_features(ds.clips[i].poses, ds.clips[i].root_translation) for i in te], 60, 30)
         motion_vae, t_motion, motion_loss = train_motion_vae(train_w, motion_w.float(), args, gen)
         with torch.no_grad():
             def body(f):  # (B, 60, 136) → body rotations (B, 60, 21, 3, 3)

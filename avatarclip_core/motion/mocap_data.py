@@ -1,6 +1,6 @@
 """The CMU mocap training data of the motion priors and the pose library: every clip of clips.csv and
 extra/clips.csv retargeted to the 22-joint skeleton at 30 fps, one coarse category per clip, the held-out split
-by clip stratified by category, and each clip's root trajectory on our skeleton (docs/method.md, Motion priors).
+by clip stratified by category (docs/method.md, Motion priors).
 
 Shared by `scripts/build_pose_library.py` and `scripts/build_motion_priors.py` so that both use the same
 retarget and the same split (`split_clips` with the same seed, test fraction and categories).
@@ -8,6 +8,7 @@ retarget and the same split (`split_clips` with the same seed, test fraction and
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .bvh_retarget import DEFAULT_REST_JOINTS, RetargetedClip, bone_direction_error, retarget_bvh
+from .bvh_retarget import DEFAULT_REST_JOINTS, RetargetedClip, direction_errors, retarget_bvh
 from .pose_library import split_clips
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "cmu_mocap"
-FOOT_JOINTS = (7, 8, 10, 11)  # left/right ankle, left/right foot (SMPL order)
-_LEG = ((1, 4), (4, 7), (2, 5), (5, 8))  # hip→knee, knee→ankle, both sides
 
 # extra/clips.csv uses its own coarse labels; they are mapped onto clips.csv's vocabulary. "other" holds plain
 # walks and playground climbs, told apart by the CMU description.
@@ -41,53 +40,29 @@ def coarse_category(row: dict, extra: bool) -> str:
     return _EXTRA_CATEGORY.get(cat, cat)
 
 
-def read_clip_table(data: str | os.PathLike | None = None) -> list[dict]:
-    """The rows of `<data>/clips.csv` and `<data>/extra/clips.csv` (when present), unified: `path` relative to
+def read_clip_table(data: str | os.PathLike | None = None, extra: bool = True) -> list[dict]:
+    """The rows of `<data>/clips.csv` and (with `extra`) `<data>/extra/clips.csv`, unified: `path` relative to
     `data`, `true_fps` (float, the capture rate of the file's frames), `category` (`coarse_category`),
     `source_category` (the table's own label), `skip_frames` (1 where the file's frame 0 is an added T-pose,
-    else 0). Raises FileNotFoundError when clips.csv is missing."""
+    else 0). Raises FileNotFoundError when clips.csv, or with `extra` extra/clips.csv, is missing."""
     data = Path(data) if data is not None else DEFAULT_DATA
     if not (data / "clips.csv").exists():
         raise FileNotFoundError(f"{data}/clips.csv not found: pass the cmu_mocap folder (--data)")
+    if extra and not (data / "extra" / "clips.csv").exists():
+        raise FileNotFoundError(f"{data}/extra/clips.csv not found: pass extra=False for clips.csv alone")
     rows = []
-    for table, extra in ((data / "clips.csv", False), (data / "extra" / "clips.csv", True)):
-        if not table.exists():
-            continue
+    for table, is_extra in ((data / "clips.csv", False), (data / "extra" / "clips.csv", True))[:1 + extra]:
         with open(table, newline="", encoding="utf-8") as f:
             for r in csv.DictReader(f):
                 r = dict(r)
                 r["source_category"] = r["category"]
-                r["category"] = coarse_category(r, extra)
+                r["category"] = coarse_category(r, is_extra)
                 r["true_fps"] = float(r.get("true_fps") or r["fps"])
                 r["skip_frames"] = 1 if "added T-pose" in r.get("notes", "") else 0
-                if extra:
+                if is_extra:
                     r["path"] = f"extra/{r['path']}"
                 rows.append(r)
     return rows
-
-
-def root_trajectory(clip: RetargetedClip, rest_joints: torch.Tensor | None = None,
-                    floor_percentile: float = 5.0) -> torch.Tensor:
-    """(T, 3) float32 root translation (metres, avatar frame) of a retargeted clip, on OUR skeleton and floor.
-
-    The observed pelvis track (`clip.joints[:, 0]`, the capture's bone lengths) is scaled by our leg length over
-    the capture's (median over frames of hip→knee→ankle, both legs), so that strides fit our legs; its height
-    is taken above the capture's floor (the `floor_percentile`-th percentile over frames of the lowest foot
-    joint) and re-based so that 0 is the rest pelvis height over the rest skeleton's lowest foot joint — a body
-    standing upright on the floor has a root height near 0, one on a bar above it a positive one. x/z start
-    at 0 in frame 0 (the clip's heading is kept).
-    """
-    rest = (DEFAULT_REST_JOINTS if rest_joints is None else rest_joints).to(torch.float64)
-    J = clip.joints.to(torch.float64)
-    leg_obs = sum((J[:, a] - J[:, b]).norm(dim=-1) for a, b in _LEG).median() / 2
-    leg_rest = sum((rest[a] - rest[b]).norm() for a, b in _LEG) / 2
-    s = leg_rest / leg_obs
-    floor = torch.quantile(J[:, list(FOOT_JOINTS), 1].amin(-1), floor_percentile / 100)
-    rest_height = rest[0, 1] - rest[list(FOOT_JOINTS), 1].min()
-    root = torch.empty(J.shape[0], 3, dtype=torch.float64)
-    root[:, [0, 2]] = s * (J[:, 0, [0, 2]] - J[:1, 0, [0, 2]])
-    root[:, 1] = s * (J[:, 0, 1] - floor) - rest_height
-    return root.to(torch.float32)
 
 
 @dataclass
@@ -97,18 +72,19 @@ class MocapDataset:
     Attributes:
         rows: unified clip-table rows (`read_clip_table`: cmu_clip_id, path, category, cmu_description, …),
             only the clips that loaded.
-        clips: one `RetargetedClip` per row (poses (T, 22, 3) axis-angle at 30 fps, root_translation (T, 3) m).
-        roots: per clip, (T, 3) float32 root translation on our skeleton and floor (`root_trajectory`).
+        clips: one `RetargetedClip` per row: poses (T, 22, 3) axis-angle at 30 fps (global orientation, head,
+            wrists and toes included), root_translation (T, 3) metres in the avatar frame (zero = standing as in
+            the rest pose at the origin; `bvh_retarget` module docstring).
         splits: 'train' | 'test' per clip (`split_clips(ids, test_fraction, seed, categories)`).
         test_fraction, seed: the split settings.
         skipped: {path: reason} of the table's clips whose skeleton cannot be retargeted (not in `rows`).
-        bone_error: per skeleton type, [mean°, max°, mean°, max°, …] per clip of `bone_direction_error`.
+        bone_error: per skeleton type, [mean°, max°, mean°, max°, …] per clip of `direction_errors` (the 21 bones
+            and the end segments of head, hands and toes).
         seconds: wall time of the retarget.
     """
 
     rows: list[dict]
     clips: list[RetargetedClip]
-    roots: list[torch.Tensor]
     splits: list[str]
     test_fraction: float
     seed: int
@@ -135,7 +111,7 @@ class MocapDataset:
 
 
 def load_mocap(data: str | os.PathLike | None = None, test_fraction: float = 0.15, seed: int = 0,
-               progress: bool = True) -> MocapDataset:
+               progress: bool = True, extra: bool = True) -> MocapDataset:
     """Retarget every clip of the clip tables (`read_clip_table`, with its true fps) onto `DEFAULT_REST_JOINTS`
     at 30 fps; drop an added T-pose frame 0; split by clip, stratified by category.
 
@@ -144,15 +120,16 @@ def load_mocap(data: str | os.PathLike | None = None, test_fraction: float = 0.1
     Args:
         data: the cmu_mocap folder (default ../shared/data/cmu_mocap next to the repository).
         test_fraction, seed: held-out split by clip (`split_clips`, stratified by `category`).
+        extra: also the clips of `<data>/extra/clips.csv` (46 clips on four skeletons; `read_clip_table`).
     Raises:
         FileNotFoundError: when clips.csv is missing.
     """
     import time
 
     data = Path(data) if data is not None else DEFAULT_DATA
-    table = read_clip_table(data)
+    table = read_clip_table(data, extra)
     t0 = time.time()
-    rows, clips, roots, skipped, bone_err = [], [], [], {}, {}
+    rows, clips, skipped, bone_err = [], [], {}, {}
     for row in tqdm(table, desc="retarget", disable=not progress):
         try:
             clip = retarget_bvh(data / row["path"], DEFAULT_REST_JOINTS, fps=row["true_fps"])
@@ -161,16 +138,16 @@ def load_mocap(data: str | os.PathLike | None = None, test_fraction: float = 0.1
             continue
         k = row["skip_frames"]
         if k:
-            clip = RetargetedClip(clip.poses[k:], clip.root_translation[k:], clip.fps, clip.joints[k:],
-                                  clip.skeleton_type)
-        err = bone_direction_error(clip.poses, clip.joints, DEFAULT_REST_JOINTS).rad2deg()
+            clip = dataclasses.replace(clip, poses=clip.poses[k:], root_translation=clip.root_translation[k:],
+                                       joints=clip.joints[k:], end_directions=None if clip.end_directions is None
+                                       else clip.end_directions[k:])
+        err = direction_errors(clip, DEFAULT_REST_JOINTS).rad2deg()
         bone_err.setdefault(clip.skeleton_type, []).extend([float(err.mean()), float(err.max())])
         rows.append(row)
         clips.append(clip)
-        roots.append(root_trajectory(clip))
     splits = split_clips([r["cmu_clip_id"] for r in rows], test_fraction, seed,
                          categories=[r["category"] for r in rows])
-    return MocapDataset(rows, clips, roots, splits, test_fraction, seed, skipped, bone_err, time.time() - t0)
+    return MocapDataset(rows, clips, splits, test_fraction, seed, skipped, bone_err, time.time() - t0)
 
 
 def category_weights(categories: list[str], max_upweight: float = 10.0) -> torch.Tensor:
