@@ -277,6 +277,9 @@ def main(argv=None) -> None:
         split=dict(method="split_clips by clip, stratified by category (same as pose_library.npz)",
                    same_as_pose_library=same_split, train_clips=len(tr), test_clips=[ids[i] for i in te],
                    test_clips_per_category=dict(sorted(Counter(cats[i] for i in te).items()))),
+        pose_library=dict(poses=len(lib), max_fraction=lib.settings.get("max_fraction"),
+                          categories_after=lib.settings.get("categories"),
+                          categories_before_plain_farthest_point=lib.settings.get("categories_plain_farthest_point")),
         data=dict(clips=len(ids), skipped_clips=ds.skipped, retarget_seconds=round(t_retarget, 1),
                   train_poses_with_mirrors=len(train_poses), heldout_poses=len(test_poses), fps=30,
                   train_frames_per_category=cat_frames, train_sampling_mass_per_category=cat_mass),
@@ -432,7 +435,7 @@ AdamW lr {args.motion_lr}, batch {args.motion_batch}, {args.motion_steps} steps;
   Sample jitter / data jitter (body frame): **{motion_fig['jitter_ratio_samples_to_data']}**. Root: mean horizontal speed
   {ro['heldout_data']['mean_speed_m_s']} m/s in the data, {ro['samples']['mean_speed_m_s']} m/s in samples; root height
   {ro['heldout_data']['height_mean_m']} ± {ro['heldout_data']['height_std_m']} m vs {ro['samples']['height_mean_m']} ±
-  {ro['samples']['height_std_m']} m (0 = the rest pelvis height over the floor).
+  {ro['samples']['height_std_m']} m (0 = standing as in the rest pose).
 - Training time: {t_motion:.0f} s ({args.threads} threads).
 
 ## Files

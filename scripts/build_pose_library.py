@@ -1,12 +1,14 @@
 """Build avatarclip_core/assets/pose_library.npz from ../shared/data/cmu_mocap (docs/method.md, Motion priors and §6.1).
 
-Steps: retarget every clip of clips.csv to the 22-joint skeleton at 30 fps (`mocap_data.load_mocap`:
-`bvh_retarget.retarget_bvh` with clips.csv's true fps), hold out a split by clip (`split_clips`), take the training clips' frames
-(every `--stride`-th), remove the heading so the body faces +z, optionally add left-right mirrored copies,
-and pick distinct poses by farthest-point selection under the mean |Δθ| distance. Deterministic given
---seed. Writes the .npz and avatarclip_core/assets/POSE_LIBRARY.md (settings, counts, split, licence).
+Steps: retarget every clip of clips.csv and extra/clips.csv to the 22-joint skeleton at 30 fps
+(`mocap_data.load_mocap`: `bvh_retarget.retarget_bvh` with the tables' true fps), hold out a split by clip
+stratified by category (`split_clips`), take the training clips' frames (every `--stride`-th), remove the heading
+so the body faces +z, optionally add left-right mirrored copies, and pick distinct poses per category with
+`pose_library.balanced_selection` (farthest-point selection under the mean |Δθ| distance within each category, no
+category above `--max-fraction` of the library). Deterministic given --seed. Writes the .npz and
+avatarclip_core/assets/POSE_LIBRARY.md (settings, category histogram before/after, split, licence).
 
-    python scripts/build_pose_library.py [--data ../shared/data/cmu_mocap] [--max-poses 3000]
+    python scripts/build_pose_library.py [--data ../shared/data/cmu_mocap] [--max-poses 3000] [--cache clips.pt]
 """
 from __future__ import annotations
 
@@ -130,8 +132,9 @@ adapted to open data). Built by `python scripts/build_pose_library.py` (determin
 {len(rows)} clips of the CMU Graphics Lab Motion Capture Database as BVH (`../shared/data/cmu_mocap`, clips.csv
 and extra/clips.csv; skeletons: {', '.join(sorted(bone_stats))}){skipped}, retargeted to the 22-joint SMPL-order
 skeleton (`avatarclip_core/motion/bvh_retarget.py`: bone directions in world space, 30 fps, rest skeleton = the
-default anny body's T-pose joints, stored as `rest_joints`). Retarget check over all frames of all clips (angle
-between each of the 21 bones of FK(retargeted pose) and of the mapped BVH joints, bone lengths normalised):
+default anny body's T-pose joints, stored as `rest_joints`). Retarget check over all frames of all clips
+(`bvh_retarget.direction_errors`: angle between each of the 21 bones of FK(retargeted pose) and of the mapped BVH
+joints, bone lengths normalised, and between the end segments of head, hands and toes where the source has them):
 {'; '.join(f"{k}: mean {v['mean_deg']}°, max {v['max_deg']}°" for k, v in bone_stats.items())}.
 {whole_body}
 

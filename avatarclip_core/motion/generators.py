@@ -227,7 +227,7 @@ class MotionOptimizer:
         Returns:
             poses (60, 22, 3) float32 axis-angle, joint 0 the decoded global orientation (facing +z at frame 0),
             and root_translation (60, 3) float32 metres, avatar frame: the decoded root trajectory
-            (`MotionVAE.decode_motion`: x = z = 0 at frame 0, y = root height, 0 = the rest pelvis height).
+            (`MotionVAE.decode_motion`: x = z = 0 at frame 0, y = root height, 0 = standing as in the rest pose).
         Raises:
             ValueError: bad candidates, or clip_coef > 0 without an encoder, a body or a text.
         """

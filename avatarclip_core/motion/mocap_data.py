@@ -154,8 +154,9 @@ def category_weights(categories: list[str], max_upweight: float = 10.0) -> torch
     """Sampling weights (N,) float64, summing to 1, that balance training items across categories.
 
     Each of the K categories gets the same total weight (item weight 1 / (K · N_c), inverse frequency), but no
-    item is drawn more than `max_upweight` times as often as under uniform sampling (1 / N), so that a category
-    of a few hundred frames is not memorised; the capped mass goes to the other items proportionally.
+    item weight exceeds `max_upweight` / N (N items; uniform sampling is 1 / N), so that a category of a few
+    hundred frames is not memorised; the weights are then renormalised, which spreads the capped mass over all
+    items proportionally.
     Raises ValueError on an empty list or max_upweight < 1."""
     if not categories or max_upweight < 1:
         raise ValueError(f"need a non-empty category list and max_upweight ≥ 1, got {len(categories)} items, "

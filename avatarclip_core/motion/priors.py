@@ -292,7 +292,7 @@ class MotionVAE(_RotationVAE):
     def decode_motion(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (B, latent_dim) → poses (B, T, 22, 3) axis-angle (radians; joint 0 the global orientation,
         starting facing +z) and root translation (B, T, 3) metres (`integrate_root`; x = z = 0 at frame 0,
-        y the root height: 0 = the rest pelvis height over the floor). Differentiable w.r.t. z."""
+        y the root height: 0 = standing as in the rest pose). Differentiable w.r.t. z."""
         R, root = integrate_root(self.decode_features(z), self.fps)
         return rotmat_to_axis_angle(R), root
 
