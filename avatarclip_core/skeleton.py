@@ -111,3 +111,19 @@ def mirror_pose(pose: torch.Tensor) -> torch.Tensor:
     out = pose[..., list(MIRROR), :].clone()
     out[..., 1:] = -out[..., 1:]
     return out
+
+
+def heading_yaw(R: torch.Tensor) -> torch.Tensor:
+    """Heading (yaw about +y, radians, 0 = facing +z) of global pelvis orientations R (..., 3, 3) → (...).
+
+    The yaw of the pelvis' forward axis (R·z) and lateral axis (R·x) averaged as vectors, so that it stays
+    defined when the body bends far forward or lies down. A body turned by yaw_rotmat(a) has heading a."""
+    f, l = R[..., :, 2], R[..., :, 0]
+    return torch.atan2(f[..., 0] - l[..., 2], f[..., 2] + l[..., 0])
+
+
+def yaw_rotmat(yaw: torch.Tensor) -> torch.Tensor:
+    """(...,) yaw angles (radians, about +y) → (..., 3, 3) rotation matrices. Differentiable."""
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    z, o = torch.zeros_like(yaw), torch.ones_like(yaw)
+    return torch.stack([torch.stack([c, z, s], -1), torch.stack([z, o, z], -1), torch.stack([-s, z, c], -1)], -2)

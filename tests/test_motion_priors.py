@@ -15,8 +15,9 @@ from avatarclip_core.motion import (MotionOptimizer, MotionParams, PoseParams, g
 from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS, retarget_bvh
 from avatarclip_core.motion.pose_library import load_pose_library
 from avatarclip_core.motion.metrics import motion_statistics
-from avatarclip_core.motion.priors import (MOTION_VAE_PATH, POSE_VAE_PATH, axis_angle_to_rot6d, joint_positions,
-                                           mpjpe_mm, rot6d_to_rotmat, within_limits)
+from avatarclip_core.motion.priors import (MOTION_VAE_PATH, POSE_VAE_PATH, axis_angle_to_rot6d, integrate_root,
+                                           joint_positions, motion_features, mpjpe_mm, rot6d_to_rotmat,
+                                           within_limits)
 
 torch.set_num_threads(1)
 DATA = Path(os.environ.get("AVATARCLIP_CMU_MOCAP",
@@ -50,9 +51,10 @@ def test_priors_load_small_and_decode_shapes(pose_vae, motion_vae):
     assert poses.shape == (3, 22, 3) and torch.equal(poses[:, 0], torch.zeros(3, 3))
     mu, logvar = pose_vae.encode(poses)
     assert mu.shape == logvar.shape == (3, 32)
-    m = motion_vae.decode(torch.randn(2, 256))
-    assert m.shape == (2, 60, 22, 3) and torch.isfinite(m).all()
-    mu, logvar = motion_vae.encode(m)
+    m, root = motion_vae.decode_motion(torch.randn(2, 256))
+    assert m.shape == (2, 60, 22, 3) and torch.isfinite(m).all() and root.shape == (2, 60, 3)
+    assert torch.equal(motion_vae.decode(torch.zeros(1, 256)), motion_vae.decode_motion(torch.zeros(1, 256))[0])
+    mu, logvar = motion_vae.encode(m, root)
     assert mu.shape == logvar.shape == (2, 256)
     # gradients reach the latent although the weights are frozen
     z = torch.zeros(1, 32, requires_grad=True)
@@ -91,10 +93,9 @@ def test_pose_vae_heldout_reconstruction(pose_vae):
 
 
 def _true_fps(clip_id: str) -> float:
-    import csv
+    from avatarclip_core.motion.mocap_data import read_clip_table
 
-    with open(DATA / "clips.csv", newline="", encoding="utf-8") as f:
-        return float(next(r for r in csv.DictReader(f) if r["cmu_clip_id"] == clip_id)["true_fps"])
+    return next(r for r in read_clip_table(DATA) if r["cmu_clip_id"] == clip_id)["true_fps"]
 
 
 def test_pose_samples_within_joint_limits(pose_vae):
@@ -111,14 +112,77 @@ def test_pose_samples_within_joint_limits(pose_vae):
     assert within_limits(bad, lim["lo"], lim["hi"])["poses"] == 0.0
 
 
-def test_motion_decode_is_smooth(motion_vae):
-    with torch.no_grad():
-        R = motion_vae.decode_rotmat(torch.randn(16, 256, generator=torch.Generator().manual_seed(2)))
-    st = motion_statistics(R, DEFAULT_REST_JOINTS)
-    assert st["ang_speed_max_rad_s"] < 15.0  # < 0.5 rad per frame at 30 fps, no flips
+def test_motion_features_round_trip():
+    """motion_features → integrate_root gives back the global orientation and root trajectory, re-based to face
+    +z at x = z = 0 in frame 0; the features do not depend on the start heading or position."""
+    import roma
+
+    g = torch.Generator().manual_seed(4)
+    T = 20
+    poses = torch.randn(2, T, 22, 3, generator=g) * 0.2
+    yaw = torch.cumsum(torch.full((2, T), 0.1), 1) + torch.tensor([[0.0], [2.5]])
+    G = skeleton.yaw_rotmat(yaw) @ roma.rotvec_to_rotmat(poses[:, :, 0])
+    poses[:, :, 0] = roma.rotmat_to_rotvec(G)
+    root = torch.cumsum(torch.randn(2, T, 3, generator=g) * 0.03, 1) + torch.tensor([1.0, 0.0, -2.0])
+    f = motion_features(poses, root)
+    assert f.shape == (2, T, 136)
+    R, r = integrate_root(f)
+    y0 = skeleton.heading_yaw(G[:, 0])
+    undo = skeleton.yaw_rotmat(-y0)[:, None]
+    assert torch.allclose(R[:, :, 0], undo @ G, atol=1e-5)
+    assert torch.allclose(R[:, :, 1:], roma.rotvec_to_rotmat(poses[:, :, 1:]), atol=1e-5)
+    want = (undo @ (root - root[:, :1] * torch.tensor([1.0, 0.0, 1.0]))[..., None])[..., 0]
+    assert torch.allclose(r, want, atol=1e-5)  # metres
+    # turning the whole clip about +y and moving it horizontally changes nothing
+    spin = skeleton.yaw_rotmat(torch.tensor(1.3))
+    moved = poses.clone()
+    moved[:, :, 0] = roma.rotmat_to_rotvec(spin @ G)
+    assert torch.allclose(motion_features(moved, (spin @ root[..., None])[..., 0] + torch.tensor([5.0, 0.0, -3.0])),
+                          f, atol=1e-4)
+
+
+def test_motion_samples_move_along_a_root_trajectory(motion_vae):
+    """Decoded N(0, I) samples (temperature 1): livelier than the earlier prior's (jitter 0.17 × the data's), as
+    recorded, without flips in 99 % of joint-frames, along a root trajectory in metres."""
     rec = FIGURES["motion_vae"]
-    assert rec["heldout_mpjpe_mm"] < 100.0  # recorded 85.8 mm (3000 steps; over-smoothed, see MOTION_PRIORS.md)
-    assert st["jitter_m_s2"] < 3 * rec["statistics"]["heldout_data"]["jitter_m_s2"]
+    data_jitter = rec["statistics"]["heldout_data"]["jitter_m_s2"]
+    assert rec["jitter_ratio_samples_to_data"] > 0.3 and rec["heldout_mpjpe_mm"] < 95.0  # this build: 0.40, 89.4 mm
+    with torch.no_grad():
+        z = torch.randn(64, 256, generator=torch.Generator().manual_seed(2))
+        R = motion_vae.decode_rotmat(z)
+        poses, root = motion_vae.decode_motion(z)
+    st = motion_statistics(R, DEFAULT_REST_JOINTS)
+    assert 0.3 * data_jitter < st["jitter_m_s2"] < 2.0 * data_jitter, (st, data_jitter)
+    assert abs(st["jitter_m_s2"] / data_jitter - rec["jitter_ratio_samples_to_data"]) < 0.1  # as recorded
+    assert st["ang_speed_p99_rad_s"] < 30.0  # < 1 rad per frame at 30 fps in 99 % of joints-frames
+    assert torch.equal(root[:, 0, [0, 2]], torch.zeros(64, 2))
+    speed = (root[:, 1:, [0, 2]] - root[:, :-1, [0, 2]]).norm(dim=-1) * 30  # m/s
+    assert 0.1 < float(speed.mean()) < 3.0 and float(speed.max()) < 10.0  # the data: 0.51 m/s
+    assert float(root[..., 1].abs().max()) < 1.0  # root height within a metre of standing
+    # frame 0 faces +z up to the small heading the decoded pelvis tilt itself carries
+    assert float(skeleton.heading_yaw(rot6d_to_rotmat(axis_angle_to_rot6d(poses[:, 0, 0]))).abs().mean()) < 0.2
+
+
+@pytest.mark.xfail(strict=True, reason="not reached yet: samples' jitter is 0.40 × the data's (target ≥ 0.5) and "
+                   "held-out MPJPE 89.4 mm (target ≤ 77.8 mm) after 3,600 steps on the shared CPU; MOTION_PRIORS.md")
+def test_motion_prior_targets():
+    rec = FIGURES["motion_vae"]
+    assert 0.5 <= rec["jitter_ratio_samples_to_data"] <= 2.0
+    assert rec["heldout_mpjpe_mm"] <= 77.8  # the earlier prior without root
+
+
+def test_pose_library_is_balanced():
+    """No category holds more than the library's cap (30 %), every category contributes."""
+    from collections import Counter
+
+    lib = load_pose_library()
+    counts = Counter(lib.categories[c] for c in lib.clip.tolist())
+    cap = lib.settings["max_fraction"]
+    assert cap <= 0.3 and max(counts.values()) <= cap * len(lib) + 1e-9, counts
+    assert set(counts) == set(lib.categories) and len(counts) >= 6
+    assert lib.settings["categories"] == dict(sorted(counts.items()))
+    plain = lib.settings["categories_plain_farthest_point"]  # the previous, unbalanced method on the same poses
+    assert max(plain, key=plain.get) == "dance" and plain["dance"] > cap * sum(plain.values())
 
 
 # ----------------------------------------------------------------------------------------------- generators
@@ -236,7 +300,7 @@ def test_pose_flow_is_invertible_with_exact_log_density():
     assert smp["flow"]["within_limits"]["poses"] > smp["vae_prior"]["within_limits"]["poses"]
     assert smp["flow"]["nearest_heldout_mpjpe_mm"] < smp["vae_prior"]["nearest_heldout_mpjpe_mm"]
     assert fig["vae_fingerprint"] == flow.extra["vae_fingerprint"]
-    with pytest.raises(ValueError, match="--only flow"):  # a flow is tied to the VAE it was trained on
+    with pytest.raises(ValueError, match="build_pose_flow.py"):  # a flow is tied to the VAE it was trained on
         load_pose_flow(vae=PoseVAE())
     assert PoseFlow().mask.sum(0).min() >= 1  # complementary masks: every coordinate is transformed
 
@@ -252,6 +316,8 @@ def test_motion_optimizer_two_candidates(body):
     opt = MotionOptimizer(params, PoseOracle(), body)
     poses, root = opt.run(cands, "raising both arms", progress=False, generator=torch.Generator().manual_seed(0))
     assert poses.shape == (60, 22, 3) and root.shape == (60, 3) and torch.isfinite(poses).all()
+    assert torch.isfinite(root).all() and torch.equal(root[0, [0, 2]], torch.zeros(2))  # the decoded trajectory
+    assert float(poses[:, 0].abs().max()) > 0  # with the decoded global orientation
     h = opt.history
     assert len(h) == 30 and h[-1]["recon"] < 0.4 * h[0]["recon"] and h[0]["clip"] > 0
     # the motion passes near each candidate (min over frames of the 6D error)

@@ -11,7 +11,7 @@ standard deviation) sits after the last block, so the blocks see unit-scale data
 pairs (m, 1 − m), so every coordinate is transformed.
 
 Trained by maximum likelihood on posterior samples z ~ q(z | pose) of the pose VAE for the training poses
-(`scripts/build_motion_priors.py --only flow`); shipped as avatarclip_core/assets/pose_flow.pt together with the
+(`scripts/build_pose_flow.py`); shipped as avatarclip_core/assets/pose_flow.pt together with the
 fingerprint of the pose VAE it was trained on (`vae_fingerprint`): `load_pose_flow` refuses a flow whose VAE has
 since been retrained.
 """
@@ -123,15 +123,15 @@ def load_pose_flow(path: str | os.PathLike | None = None, vae: PoseVAE | None = 
             the one the flow was trained on.
     Raises:
         FileNotFoundError: the file is missing. ValueError: it holds another kind of model, or the flow was trained
-        on another pose VAE (retrain it with `python scripts/build_motion_priors.py --only flow`).
+        on another pose VAE (retrain it with `python scripts/build_pose_flow.py`).
     """
     path = Path(path) if path is not None else POSE_FLOW_PATH
     if not path.exists():
         raise FileNotFoundError(f"PoseFlow weights not found at {path}; build them with "
-                                f"`python scripts/build_motion_priors.py --only flow`")
+                                f"`python scripts/build_pose_flow.py`")
     flow = _load(PoseFlow, path, POSE_FLOW_PATH, device)
     want, have = flow.extra.get("vae_fingerprint"), vae_fingerprint(vae if vae is not None else load_pose_vae())
     if want != have:
         raise ValueError(f"{path} was trained on another pose VAE (fingerprint {want}, the pose VAE now is {have}); "
-                         f"retrain it with `python scripts/build_motion_priors.py --only flow`")
+                         f"retrain it with `python scripts/build_pose_flow.py`")
     return flow

@@ -17,7 +17,8 @@ retrieval (`PoseParams.azimuths_deg`, …); the reference's per-step N(0, 0.3²)
 
 Motion ("interpolate" | "optimize"):
 * "interpolate" — `interpolate_motion` (slerp through the candidates).
-* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's 256-d latent; its renders use
+* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's 256-d latent, returning the
+  decoded global orientation and root trajectory with the body poses; its renders use
   the camera distance, elevation, field of view, colour and background of the run's `PoseParams` (the
   `poses` section), passed explicitly as `pose_params`.
 
@@ -33,8 +34,8 @@ from tqdm.auto import tqdm
 
 from .. import skeleton
 from .interpolation import MotionParams, interpolate_motion
-from .priors import (MotionVAE, PoseVAE, axis_angle_to_rot6d, body_rotmats_to_pose, load_motion_vae,
-                     load_pose_vae, rotmat_to_axis_angle, rotmat_to_rot6d)
+from .priors import (MotionVAE, PoseVAE, axis_angle_to_rot6d, body_rotmats_to_pose, integrate_root,
+                     load_motion_vae, load_pose_vae, rotmat_to_axis_angle, rotmat_to_rot6d)
 from .params import POSE_GENERATORS
 from .retrieval import PoseParams, _cameras, render_poses, retrieve_poses, text_embedding
 
@@ -265,13 +266,15 @@ def generate_poses(encoder, text: str, body, params: PoseParams | None = None, c
 class MotionOptimizer:
     """The MotionOptimizer of docs/method.md §6.2 ("ours") on the motion VAE's latent z ∈ R^256.
 
-    Per Adam step (lr `params.lr`), with the decoded motion (T = 60, 21 body joints):
-      * reconstruction: Σ_k c_k · min_t MSE6D(frame t, candidate k) — MSE over the 21 joints × 6 of the 6D
-        representations; c = `recon_coef` truncated to the K candidates (rank order);
-      * CLIP (when clip_coef > 0): s ~ U{0 … clip_num_part − 1}; frames s and s + clip_num_part rendered
-        (`params.image_size`, `params.sigma`) from the one camera `render_cameras()`; Σ_j (1 − cos(image_j,
-        text)) · frame_j / T, × clip_coef;
-      * delta: − delta_coef × mean squared difference of consecutive frames' axis-angles.
+    Per Adam step (lr `params.lr`), with the decoded motion (T = 60; 21 body joints, global orientation and root
+    trajectory, `MotionVAE.decode_motion`):
+      * reconstruction: Σ_k c_k · min_t MSE6D(frame t, candidate k) — MSE over the 21 body joints × 6 of the 6D
+        representations (the global orientation is not compared); c = `recon_coef` truncated to the K
+        candidates (rank order);
+      * CLIP (when clip_coef > 0): s ~ U{0 … clip_num_part − 1}; frames s and s + clip_num_part rendered with
+        their decoded global orientation, the body centred (`params.image_size`, `params.sigma`), from the one
+        camera `render_cameras()`; Σ_j (1 − cos(image_j, text)) · frame_j / T, × clip_coef;
+      * delta: − delta_coef × mean squared difference of consecutive frames' body-joint axis-angles.
 
     Args:
         params: `MotionParams` (default: generator "optimize", the reference's settings).
@@ -311,7 +314,9 @@ class MotionOptimizer:
             text: the motion description (needed when clip_coef > 0).
             generator: torch.Generator for z's initialisation and the frame sampling.
         Returns:
-            poses (60, 22, 3) float32 axis-angle (global orientation 0), root_translation (60, 3) zeros (m).
+            poses (60, 22, 3) float32 axis-angle, joint 0 the decoded global orientation (facing +z at frame 0),
+            and root_translation (60, 3) float32 metres, avatar frame: the decoded root trajectory
+            (`MotionVAE.decode_motion`: x = z = 0 at frame 0, y = root height, 0 = standing as in the rest pose).
         Raises:
             ValueError: bad candidates, or clip_coef > 0 without an encoder, a body or a text.
         """
@@ -336,18 +341,19 @@ class MotionOptimizer:
         opt = torch.optim.Adam([z], lr=p.lr)
         self.history = []
         for _ in tqdm(range(p.num_iterations), desc="motion optimisation", disable=not progress):
-            R = self.vae.decode_rotmat(z)[0]  # (T, 21, 3, 3)
-            six = rotmat_to_rot6d(R)
+            R, _ = integrate_root(self.vae.decode_features(z), self.vae.fps)  # (1, T, 22, 3, 3)
+            R = R[0]
+            six = rotmat_to_rot6d(R[:, 1:])
             mse = (six[None] - target[:, None]).pow(2).mean((-1, -2))  # (K, T)
             recon = (coef * mse.min(dim=1).values).sum()
             aa = rotmat_to_axis_angle(R)
-            delta = (aa[1:] - aa[:-1]).pow(2).mean()
+            delta = (aa[1:, 1:] - aa[:-1, 1:]).pow(2).mean()
             loss = recon - p.delta_coef * delta
             clip = torch.zeros(())
             if use_clip:
                 s = int(torch.randint(0, p.clip_num_part, (1,), generator=gen))
                 frames = [s, s + p.clip_num_part]
-                poses = torch.cat([torch.zeros(2, 1, 3), aa[frames]], dim=1)
+                poses = aa[frames]  # with the decoded global orientation, the body centred
                 scores = clip_pose_scores(self.encoder, self.body, poses, text_e, cams, p.image_size,
                                           self.pose_params.color, self.pose_params.background, p.sigma)
                 w = torch.tensor(frames, dtype=torch.float32) / T
@@ -358,8 +364,8 @@ class MotionOptimizer:
             opt.step()
             self.history.append(dict(total=loss.item(), recon=recon.item(), clip=clip.item(), delta=delta.item()))
         with torch.no_grad():
-            poses = body_rotmats_to_pose(self.vae.decode_rotmat(z)[0]).float()
-        return poses, torch.zeros(T, 3)
+            poses, root = self.vae.decode_motion(z)
+        return poses[0].float(), root[0].float()
 
 
 def generate_motion(candidates: torch.Tensor, params: MotionParams | None = None, encoder=None,
@@ -378,8 +384,9 @@ def generate_motion(candidates: torch.Tensor, params: MotionParams | None = None
         timings: optional dict; when given, `timings["seconds"]` is set to the wall time (float, seconds) of the
             generation.
     Returns:
-        poses (T, 22, 3) axis-angle (radians; "optimize": float32, T = 60, zero global orientation;
-        "interpolate": the candidates' dtype), root_translation (T, 3) metres (zeros).
+        poses (T, 22, 3) axis-angle (radians; joint 0 the global orientation) and root_translation (T, 3) metres,
+        avatar frame. "optimize": float32, T = 60, the motion prior's decoded global orientation and root
+        trajectory (`MotionOptimizer.run`); "interpolate": the candidates' dtype, `interpolate_motion`'s root.
     Raises:
         ValueError: invalid params / candidates, or missing encoder/text/body for "optimize" with CLIP.
         FileNotFoundError: "optimize" without the motion prior's weights.

@@ -83,9 +83,10 @@ def motion_metrics(poses: torch.Tensor, root: torch.Tensor | None, rest_joints: 
 
 
 def motion_statistics(rotmats: torch.Tensor, rest_joints: torch.Tensor, fps: float = 30.0,
-                      contact_height: float = CONTACT_HEIGHT) -> dict[str, float]:
-    """Foot-skate, jitter and angular speed of root-fixed motion windows: rotmats (B, T, 21, 3, 3) body rotations
-    (the priors' representation: zero global orientation, root at rest, no translation).
+                      contact_height: float = CONTACT_HEIGHT, root: torch.Tensor | None = None) -> dict[str, float]:
+    """Foot-skate, jitter and angular speed of motion windows: rotmats (B, T, 21, 3, 3) body rotations (the
+    "body frame": zero global orientation, root at rest, no translation), or (B, T, 22, 3, 3) with the global
+    orientation as joint 0, placed at `root` (B, T, 3) metres (default: no translation).
 
     Returns:
       'foot_skate_m_s': `foot_skate` with clearances measured from the window's lowest foot joint (a root-fixed
@@ -95,6 +96,8 @@ def motion_statistics(rotmats: torch.Tensor, rest_joints: torch.Tensor, fps: flo
           between consecutive frames × fps (rad/s).
     """
     p = joint_positions(rotmats, rest_joints)  # (B, T, 22, 3)
+    if root is not None:
+        p = p + root.to(p)[:, :, None]
     c = foot_clearance(p, rest_joints)
     c = c - c.amin(dim=(-2, -1), keepdim=True)
     rel = rotmats[:, :-1].transpose(-1, -2) @ rotmats[:, 1:]

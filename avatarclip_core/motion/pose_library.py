@@ -34,18 +34,15 @@ def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def remove_heading(poses: torch.Tensor) -> torch.Tensor:
     """Rotate the global orientation (joint 0) about +y so that the body faces +z; tilt is kept.
 
-    The heading is the yaw of the pelvis' forward axis (R·z) and lateral axis (R·x), averaged as vectors,
-    so it stays defined when the body bends far forward. Args: poses (..., 22, 3) axis-angle. Returns a
+    The heading is `skeleton.heading_yaw` (pelvis forward and lateral axes averaged, defined when the body
+    bends far forward). Args: poses (..., 22, 3) axis-angle. Returns a
     copy with the same shape, joints 1–21 unchanged.
     """
     skeleton.check_pose(poses)
     R = roma.rotvec_to_rotmat(poses[..., 0, :])
-    f, l = R[..., :, 2], R[..., :, 0]
-    yaw = torch.atan2(f[..., 0] - l[..., 2], f[..., 2] + l[..., 0])
-    axis = torch.zeros_like(poses[..., 0, :])
-    axis[..., 1] = -yaw
+    yaw = skeleton.heading_yaw(R)
     out = poses.clone()
-    out[..., 0, :] = roma.rotmat_to_rotvec(roma.rotvec_to_rotmat(axis) @ R)
+    out[..., 0, :] = roma.rotmat_to_rotvec(skeleton.yaw_rotmat(-yaw) @ R)
     return out
 
 
@@ -83,16 +80,99 @@ def farthest_point_selection(poses: torch.Tensor, max_count: int, min_distance: 
     return torch.tensor(chosen), torch.tensor(dists)
 
 
-def split_clips(clip_ids: list[str], test_fraction: float = 0.15, seed: int = 0) -> list[str]:
+def balanced_selection(poses: torch.Tensor, groups: torch.Tensor, max_count: int, min_distance: float,
+                       max_fraction: float = 0.3) -> tuple[torch.Tensor, dict]:
+    """Distinct poses with no group (category) dominating: farthest-point selection within each group, quotas
+    water-filled so that no group holds more than `max_fraction` of the result, cross-group duplicates removed.
+
+    1. Each group g runs `farthest_point_selection` (up to `max_count` poses, stopping below `min_distance`):
+       its capacity n_g, in coarse-to-fine order.
+    2. Quotas q_g = min(n_g, L) with the largest level L for which Σ q_g ≤ max_count and L ≤ max_fraction · Σ q_g:
+       small groups keep all their distinct poses, large ones are capped at the same level.
+    3. The groups' prefixes are interleaved by relative rank (rank / q_g), so any prefix of the result is a
+       proportionally balanced, coarser cover; walking it in that order, a pose closer than `min_distance` to
+       one already kept (another group's near-duplicate, e.g. a plain standing pose) is dropped; then, while a
+       group holds more than `max_fraction` of the result, its last pose is dropped.
+    Every pair of chosen poses is then farther apart than `min_distance`. Deterministic.
+
+    Args:
+        poses: (N, 22, 3) axis-angle. groups: (N,) int64 group id per pose.
+        max_count: most poses wanted. min_distance: radians (mean |Δθ|, `pose_distance`).
+        max_fraction: largest share of the result one group may hold, in (0, 1].
+    Returns:
+        indices (M,) int64 into `poses` in selection order, and {'capacity', 'quota', 'kept'}: dicts per group id.
+    Raises:
+        ValueError: on mismatched shapes, max_fraction outside (0, 1], or the errors of `farthest_point_selection`.
+    """
+    if groups.shape != poses.shape[:1]:
+        raise ValueError(f"groups must be ({poses.shape[0]},), got {tuple(groups.shape)}")
+    if not 0.0 < max_fraction <= 1.0:
+        raise ValueError(f"max_fraction must be in (0, 1], got {max_fraction}")
+    ids = sorted(set(groups.tolist()))
+    order = {}
+    for g in ids:
+        members = torch.nonzero(groups == g)[:, 0]
+        sel, _ = farthest_point_selection(poses[members], max_count, min_distance)
+        order[g] = members[sel]
+    capacity = {g: len(order[g]) for g in ids}
+
+    def total(level):
+        return sum(min(n, level) for n in capacity.values())
+
+    level = 1
+    while (level < max(capacity.values()) and total(level + 1) <= max_count
+           and level + 1 <= max_fraction * total(level + 1)):
+        level += 1
+    quota = {g: min(n, level) for g, n in capacity.items()}
+    ranked = sorted(((r / quota[g], ids.index(g), int(i)) for g in ids for r, i in enumerate(order[g][:quota[g]])))
+    cand = torch.tensor([i for _, _, i in ranked], dtype=torch.long)
+    flat = poses[cand].reshape(len(cand), -1)
+    keep = torch.zeros(len(cand), dtype=torch.bool)
+    nearest = torch.full((len(cand),), float("inf"))
+    for k in range(len(cand)):
+        if nearest[k] > min_distance:
+            keep[k] = True
+            nearest = torch.minimum(nearest, (flat - flat[k]).abs().mean(1))
+    chosen = cand[keep].tolist()
+    while len(ids) > 1:
+        counts = {g: int((groups[chosen] == g).sum()) for g in ids}
+        top = max(ids, key=lambda g: counts[g])
+        if counts[top] <= max_fraction * len(chosen):
+            break
+        last = max(k for k, i in enumerate(chosen) if int(groups[i]) == top)
+        chosen.pop(last)
+    chosen = torch.tensor(chosen, dtype=torch.long)
+    kept = {g: int((groups[chosen] == g).sum()) for g in ids}
+    return chosen, dict(capacity=capacity, quota=quota, kept=kept)
+
+
+def split_clips(clip_ids: list[str], test_fraction: float = 0.15, seed: int = 0,
+                categories: list[str] | None = None) -> list[str]:
     """'train' / 'test' per clip, a held-out split by clip (never by frame), deterministic given `seed`.
 
-    round(test_fraction · N) clips, drawn by `numpy.random.default_rng(seed).permutation`, are 'test'; the list
-    follows `clip_ids`' order. Raises ValueError unless 0 ≤ test_fraction < 1."""
+    Without `categories`: round(test_fraction · N) clips, drawn by `numpy.random.default_rng(seed).permutation`,
+    are 'test'. With `categories` (one per clip) the split is stratified: in each category of n clips,
+    round(test_fraction · n) of them (at least 1 when n ≥ 3, none when n < 3 so that rare material stays in
+    training) drawn by a generator seeded with (seed, CRC-32 of the category name), so a category's split does
+    not depend on the other categories. The list follows `clip_ids`' order.
+    Raises ValueError unless 0 ≤ test_fraction < 1, or when `categories` has another length than `clip_ids`."""
+    import zlib
+
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    order = np.random.default_rng(seed).permutation(len(clip_ids))
-    n_test = int(round(test_fraction * len(clip_ids)))
-    test = set(order[:n_test].tolist())
+    if categories is None:
+        order = np.random.default_rng(seed).permutation(len(clip_ids))
+        test = set(order[:int(round(test_fraction * len(clip_ids)))].tolist())
+        return ["test" if i in test else "train" for i in range(len(clip_ids))]
+    if len(categories) != len(clip_ids):
+        raise ValueError(f"need one category per clip: {len(categories)} categories for {len(clip_ids)} clips")
+    test = set()
+    for cat in sorted(set(categories)):
+        members = [i for i, c in enumerate(categories) if c == cat]
+        n = len(members)
+        n_test = 0 if n < 3 or test_fraction == 0 else max(1, int(round(test_fraction * n)))
+        order = np.random.default_rng([seed, zlib.crc32(cat.encode())]).permutation(n)
+        test |= {members[k] for k in order[:n_test].tolist()}
     return ["test" if i in test else "train" for i in range(len(clip_ids))]
 
 

@@ -2,16 +2,18 @@
 gated VPoser and motion VAE (docs/method.md §6, §6.2).
 
 * `PoseVAE` — VPoser-like MLP VAE over single body poses: the 21 body joints' rotations (joints 1…21, SMPL
-  order; the global orientation is excluded) in the 6D representation (first two columns of the rotation
-  matrix, Zhou et al. 2019), 32-d latent.
-* `MotionVAE` — ACTOR-like transformer VAE over 60-frame windows at 30 fps of the same 21 joints in 6D:
-  per-frame linear embedding, two learnable query tokens (μ, log σ²) prepended, sinusoidal positional
-  encoding, transformer encoder; the decoder's queries are the positional encodings of frames 0…T−1 and
-  attend to the latent (projected to the model width) as the single memory token. 256-d latent.
+  order, head, wrists and toes included; the global orientation is excluded) in the 6D representation (first
+  two columns of the rotation matrix, Zhou et al. 2019), 32-d latent. Decoded poses have a zero global
+  orientation (upright, facing +z).
+* `MotionVAE` — ACTOR-like transformer VAE over 60-frame windows at 30 fps of whole-body motion with root
+  (`motion_features`: pelvis tilt and the 21 joints in 6D, heading rate, root velocity in the heading frame,
+  root height): per-frame linear embedding, two learnable query tokens (μ, log σ²) prepended, sinusoidal
+  positional encoding, transformer encoder; the decoder's queries are the positional encodings of frames
+  0…T−1 plus the projected latent, attending to it as the single memory token. 256-d latent. Decoding
+  integrates the rates to a global orientation and a root trajectory (`integrate_root`).
 
 Both are built and evaluated by `scripts/build_motion_priors.py`; weights (float16 state dicts) and configs
 are shipped in avatarclip_core/assets/{pose_vae,motion_vae}.pt, figures in MOTION_PRIORS.md / motion_priors.json.
-Decoded poses always have a zero global orientation (upright, facing +z) and zero root translation.
 """
 from __future__ import annotations
 
@@ -149,22 +151,91 @@ def sinusoidal_encoding(length: int, dim: int, device=None, dtype=torch.float32)
     return pe.to(dtype)
 
 
-class MotionVAE(_RotationVAE):
-    """ACTOR-like transformer VAE over T-frame windows of body poses (docs/method.md §6.2 motion VAE, smaller).
+ROOT_FEATURES = ("heading_rate_rad_s", "root_vel_x_m_s", "root_vel_z_m_s", "root_height_m")
+MOTION_FEATURES = NUM_BODY_JOINTS * 6 + 6 + len(ROOT_FEATURES)  # body 6D, pelvis tilt 6D, root: 136
 
-    Encoder: Linear(21·6 → width) per frame; learnable μ and σ query tokens prepended; sinusoidal PE;
-    `num_layers` TransformerEncoder layers (`num_heads` heads, FF `ff_dim`, GELU); the two query outputs →
-    Linear(width → latent_dim) = μ, log σ². Decoder: memory = Linear(latent_dim → width)(z) (one token);
-    queries = PE of frames 0…T−1; TransformerDecoder of the same size; Linear(width → 21·6).
+
+def motion_features(poses: torch.Tensor, root: torch.Tensor | None = None, fps: float = 30.0) -> torch.Tensor:
+    """The motion VAE's per-frame representation (docs/method.md, Motion priors, "Motion representation").
+
+    Per frame t (all in the body's heading frame, so the features do not depend on where the motion starts
+    or which way it faces): the pelvis tilt R_y(−ψ_t)·G_t in 6D (G = global orientation, ψ = its heading,
+    `skeleton.heading_yaw`), the 21 body joints' local rotations in 6D, then the heading rate
+    (ψ_{t+1} − ψ_t)·fps (rad/s, wrapped to (−π, π]·fps), the root velocity R_y(−ψ_t)·(r_{t+1} − r_t)·fps in x and
+    z (m/s), and the root height r_t,y (m). The last frame repeats the previous frame's rates.
+
+    Args:
+        poses: (B, T, 22, 3) axis-angle (radians; joint 0 = global orientation), T ≥ 2.
+        root: (B, T, 3) root translation, metres, avatar frame (default zeros).
+        fps: frames per second.
+    Returns:
+        (B, T, 136) float32: [tilt 6D, joints 1…21 6D] (132) then `ROOT_FEATURES` (4).
+    Raises:
+        ValueError: on wrong shapes.
+    """
+    import roma
+    from .. import skeleton
+
+    if poses.ndim != 4 or tuple(poses.shape[2:]) != (22, 3) or poses.shape[1] < 2:
+        raise ValueError(f"poses must be (B, T ≥ 2, 22, 3) axis-angle, got {tuple(poses.shape)}")
+    poses = poses.float()
+    root = torch.zeros(*poses.shape[:2], 3) if root is None else root.float()
+    if tuple(root.shape) != tuple(poses.shape[:2]) + (3,):
+        raise ValueError(f"root must be (B, T, 3) = {tuple(poses.shape[:2]) + (3,)}, got {tuple(root.shape)}")
+    G = roma.rotvec_to_rotmat(poses[:, :, 0])
+    yaw = skeleton.heading_yaw(G)
+    tilt = skeleton.yaw_rotmat(-yaw) @ G
+    rot = torch.cat([rotmat_to_rot6d(tilt)[:, :, None], axis_angle_to_rot6d(poses[:, :, 1:])], 2).flatten(2)
+    dyaw = torch.remainder(yaw[:, 1:] - yaw[:, :-1] + math.pi, 2 * math.pi) - math.pi
+    vel = (skeleton.yaw_rotmat(-yaw[:, :-1]) @ (root[:, 1:] - root[:, :-1])[..., None])[..., 0]
+    rates = torch.cat([dyaw[..., None], vel[..., [0, 2]]], -1) * fps
+    rates = torch.cat([rates, rates[:, -1:]], 1)
+    return torch.cat([rot, rates, root[..., 1:2]], -1)
+
+
+def integrate_root(features: torch.Tensor, fps: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode `motion_features` back to global orientations and a root trajectory. Differentiable.
+
+    The heading starts at 0 (facing +z) and the root at x = z = 0: ψ_t = Σ_{k<t} heading_rate_k / fps,
+    r_t,xz = Σ_{k<t} R_y(ψ_k)·v_k / fps, r_t,y = root height_t; global orientation G_t = R_y(ψ_t)·tilt_t.
+
+    Args: features (B, T, 136) (raw 6D is orthonormalised by Gram–Schmidt), fps.
+    Returns: global rotations (B, T, 22, 3, 3) — joint 0 the global orientation, 1…21 local — and root
+        translation (B, T, 3) metres, avatar frame.
+    """
+    from .. import skeleton
+
+    B, T = features.shape[:2]
+    R = rot6d_to_rotmat(features[..., :132].reshape(B, T, 22, 6))
+    rate, v, h = features[..., 132], features[..., 133:135], features[..., 135]
+    yaw = torch.cat([torch.zeros_like(rate[:, :1]), torch.cumsum(rate[:, :-1], 1) / fps], 1)
+    Ry = skeleton.yaw_rotmat(yaw)
+    v3 = torch.stack([v[..., 0], torch.zeros_like(h), v[..., 1]], -1)
+    step = (Ry @ v3[..., None])[..., 0] / fps
+    xz = torch.cat([torch.zeros_like(step[:, :1]), torch.cumsum(step[:, :-1], 1)], 1)
+    root = torch.stack([xz[..., 0], h, xz[..., 2]], -1)
+    R = torch.cat([(Ry @ R[:, :, 0])[:, :, None], R[:, :, 1:]], 2)
+    return R, root
+
+
+class MotionVAE(_RotationVAE):
+    """ACTOR-like transformer VAE over T-frame windows of whole-body motion with root (docs/method.md §6.2 motion
+    VAE, smaller; representation: `motion_features`, 136 numbers per frame).
+
+    Encoder: Linear(136 → width) per frame (root features standardised by the training data's `feature_mean` /
+    `feature_std`); learnable μ and σ query tokens prepended; sinusoidal PE; `num_layers` TransformerEncoder
+    layers (`num_heads` heads, FF `ff_dim`, GELU); the two query outputs → Linear(width → latent_dim) = μ, log σ².
+    Decoder: memory = Linear(latent_dim → width)(z) (one token); queries = PE of frames 0…T−1 plus the same
+    projection of z; TransformerDecoder of the same size; Linear(width → 136).
     """
 
     def __init__(self, num_frames: int = 60, latent_dim: int = 256, width: int = 128, num_layers: int = 2,
-                 num_heads: int = 4, ff_dim: int = 256, dropout: float = 0.1):
+                 num_heads: int = 4, ff_dim: int = 256, dropout: float = 0.1, fps: float = 30.0):
         super().__init__()
         self.config = dict(num_frames=num_frames, latent_dim=latent_dim, width=width, num_layers=num_layers,
-                           num_heads=num_heads, ff_dim=ff_dim, dropout=dropout)
-        self.num_frames, self.latent_dim, self.width = num_frames, latent_dim, width
-        d = NUM_BODY_JOINTS * 6
+                           num_heads=num_heads, ff_dim=ff_dim, dropout=dropout, fps=fps)
+        self.num_frames, self.latent_dim, self.width, self.fps = num_frames, latent_dim, width, fps
+        d = MOTION_FEATURES
         self.embed = nn.Linear(d, width)
         self.query = nn.Parameter(torch.randn(2, width) * 0.02)
         layer = dict(d_model=width, nhead=num_heads, dim_feedforward=ff_dim, dropout=dropout, activation="gelu",
@@ -176,27 +247,65 @@ class MotionVAE(_RotationVAE):
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), num_layers)
         self.out = nn.Linear(width, d)
         self.register_buffer("pe", sinusoidal_encoding(num_frames + 2, width), persistent=False)
+        self.register_buffer("feature_mean", torch.zeros(len(ROOT_FEATURES)))
+        self.register_buffer("feature_std", torch.ones(len(ROOT_FEATURES)))
 
-    def encode(self, poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """poses (B, T, 22 | 21, 3) axis-angle (joint 0 ignored), T = num_frames (30 fps) →
-        (mu (B, latent_dim), logvar (B, latent_dim)). Raises ValueError on a wrong T."""
-        if poses.ndim != 4 or poses.shape[1] != self.num_frames:
-            raise ValueError(f"poses must be (B, {self.num_frames}, 22, 3), got {tuple(poses.shape)}")
-        x = self.embed(_body_rot6d(poses).to(self.pe))
+    def normalise(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., 136) features → the network's scale (root features standardised, 6D unchanged)."""
+        return torch.cat([features[..., :132], (features[..., 132:] - self.feature_mean) / self.feature_std], -1)
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of `normalise`."""
+        return torch.cat([x[..., :132], x[..., 132:] * self.feature_std + self.feature_mean], -1)
+
+    def encode_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, T, 136) (`motion_features`) → (mu, logvar) (B, latent_dim). ValueError on a wrong T."""
+        if features.ndim != 3 or features.shape[1] != self.num_frames or features.shape[2] != MOTION_FEATURES:
+            raise ValueError(f"features must be (B, {self.num_frames}, {MOTION_FEATURES}), got "
+                             f"{tuple(features.shape)}")
+        x = self.embed(self.normalise(features.to(self.pe)))
         q = self.query.expand(x.shape[0], -1, -1)
         h = self.encoder(torch.cat([q, x], dim=1) + self.pe[:x.shape[1] + 2])
         return self.to_mu(h[:, 0]), self.to_logvar(h[:, 1])
 
-    def decode_rot6d(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) → (B, T, 21, 6) raw 6D (before Gram–Schmidt). Differentiable w.r.t. z."""
+    def encode(self, poses: torch.Tensor, root: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """poses (B, T, 22, 3) axis-angle (joint 0 = global orientation; (B, T, 21, 3) = upright, facing +z),
+        root (B, T, 3) metres (default: in place), T = num_frames at `fps` → (mu, logvar) (B, latent_dim).
+        Raises ValueError on a wrong shape or T."""
+        if poses.ndim != 4 or poses.shape[1] != self.num_frames or poses.shape[2] not in (21, 22):
+            raise ValueError(f"poses must be (B, {self.num_frames}, 22, 3), got {tuple(poses.shape)}")
+        if poses.shape[2] == 21:
+            poses = torch.cat([torch.zeros_like(poses[:, :, :1]), poses], 2)
+        return self.encode_features(motion_features(poses, root, self.fps))
+
+    def decode_features(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) → (B, T, 136) features (raw 6D before Gram–Schmidt, root features in their units).
+        Differentiable w.r.t. z."""
         mem = self.from_latent(z)[:, None]
-        q = self.pe[:self.num_frames].expand(z.shape[0], -1, -1)
-        return self.out(self.decoder(q, mem)).reshape(z.shape[0], self.num_frames, NUM_BODY_JOINTS, 6)
+        q = self.pe[:self.num_frames] + mem
+        return self.denormalise(self.out(self.decoder(q, mem)))
 
     def decode_rotmat(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) → body-joint rotations (B, T, 21, 3, 3)."""
-        return rot6d_to_rotmat(self.decode_rot6d(z))
+        """z (B, latent_dim) → body-joint rotations (B, T, 21, 3, 3) (joints 1…21, local)."""
+        return rot6d_to_rotmat(self.decode_features(z)[..., 6:132].reshape(z.shape[0], self.num_frames, 21, 6))
 
+    def decode_motion(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, latent_dim) → poses (B, T, 22, 3) axis-angle (radians; joint 0 the global orientation,
+        starting facing +z) and root translation (B, T, 3) metres (`integrate_root`; x = z = 0 at frame 0,
+        y the root height: 0 = standing as in the rest pose). Differentiable w.r.t. z."""
+        R, root = integrate_root(self.decode_features(z), self.fps)
+        return rotmat_to_axis_angle(R), root
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) → poses (B, T, 22, 3) axis-angle with the global orientation (`decode_motion`)."""
+        return self.decode_motion(z)[0]
+
+    def forward(self, features: torch.Tensor):
+        """Training pass: features (B, T, 136) → (decoded features (B, T, 136), mu, logvar); posterior sample in
+        train mode, mu in eval mode."""
+        mu, logvar = self.encode_features(features)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.decode_features(z), mu, logvar
 
 
 # ----------------------------------------------------------------------------------------------- save / load
