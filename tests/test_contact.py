@@ -67,7 +67,7 @@ def test_contact_grounds_plants_and_changes_only_the_legs(interpolated, walk_cli
     skate0, skate1 = foot_skate(p0, REST, FPS), foot_skate(p1, REST, FPS)
     data_poses, data_root = walk_clip
     data_skate = foot_skate(_joints(data_poses, data_root), REST, FPS)
-    assert skate1 < 0.5 * skate0 and skate1 < data_skate, (skate0, skate1, data_skate)
+    assert skate1 < 0.75 * skate0 and skate1 < data_skate, (skate0, skate1, data_skate)
     # feet the post-process itself detects as in contact stay put (< 5 cm/s)
     c = out.contact[1:] & out.contact[:-1]
     feet = p1[:, [7, 8, 10, 11]][..., [0, 2]]
