@@ -35,7 +35,8 @@ class RunParams(Params):
     seed: integer seed of every random choice.
     clip_model: an open_clip model name ("ViT-B-32") or a local checkpoint path; for tests and demos only, with the
         environment variable AVATARCLIP_TEST_ENCODERS=1, also the test encoders "tiny" (a random-init tiny CLIP, no
-        download), "tiny:<path>" or "oracle:color" / "oracle:size" / "oracle:pose" (docs/design.md §4;
+        download), "tiny:<path>" or "oracle:color" / "oracle:size" / "oracle:pose" /
+        "oracle:parts" / "oracle:geometry" (docs/design.md §4;
         `guidance.load_encoder`).
     clip_pretrained: open_clip pretrained tag for a model name ("openai" = the weights AvatarCLIP used).
     clip_cache: folder of downloaded weights ("" = ~/.cache/avatarclip/clip or $AVATARCLIP_CACHE).

@@ -10,8 +10,9 @@ import torch
 from avatarclip_core.guidance import (ClipWeightsMissing, appearance_prompts, clip_loss, clip_preprocess, cosine,
                                       load_clip, load_encoder, offset_score, pose_prompt, shape_prompt,
                                       shape_prompts, weights_cached)
-from avatarclip_core.guidance.test_encoders import (ColorOracle, PoseOracle, SizeOracle, foreground_from_border,
-                                                    make_tiny_clip, silhouette_stats, stick_figure_alpha)
+from avatarclip_core.guidance.test_encoders import (ColorOracle, GeometryOracle, PartColorOracle, PoseOracle, SizeOracle,
+                                                    foreground_from_border, make_tiny_clip, silhouette_bands,
+                                                    silhouette_stats, stick_figure_alpha)
 
 torch.set_num_threads(1)
 
@@ -365,3 +366,71 @@ def test_oracles_on_rendered_anny_bodies():
     pose = PoseOracle()
     c = cosine(pose.encode_image(o.rgb, o.alpha), pose.encode_text([pose_prompt("raising both arms")]))
     assert c.argmax() == 2 and c[2] > c[:2].max() + 0.1
+
+
+def _paint_bands(alpha, colors):
+    """Images whose head / upper / lower bands (`silhouette_bands`) have the given RGB colours, on black."""
+    w = silhouette_bands(alpha, ("head", "upper", "lower"))                       # (B, 3, H)
+    c = torch.tensor(colors, dtype=torch.float32)                                 # (3, 3)
+    return (w[..., None, None] * c[None, :, None, None, :]).sum(1).clamp(0, 1) * alpha[..., None]
+
+
+def test_part_color_oracle_orders_parts_and_takes_gradients():
+    oracle = PartColorOracle()
+    assert oracle.part_colors("a person with green hair, a red top and blue trousers") == {
+        "head": (0.0, 0.8, 0.0), "upper": (1.0, 0.0, 0.0), "lower": (0.0, 0.0, 1.0)}
+    assert oracle.part_colors("a yellow dress") == {"upper": (1.0, 1.0, 0.0), "lower": (1.0, 1.0, 0.0)}
+    assert set(oracle.part_colors("a red person").values()) == {(1.0, 0.0, 0.0)}  # no part word: every band
+    prompts = appearance_prompts("a man with green hair, a red top and blue trousers")
+    assert set(oracle.part_colors(prompts["face"]).values()) == {(0.0, 0.8, 0.0)}  # close-up: the head colour
+    # a face prompt without a head colour has no opinion: cos ≡ 0 for every image
+    alpha = stick_figure_alpha(64)[None].repeat(3, 1, 1)
+    right = _paint_bands(alpha[:1], [(0, 0.8, 0), (1, 0, 0), (0, 0, 1)])
+    swapped = _paint_bands(alpha[:1], [(0, 0.8, 0), (0, 0, 1), (1, 0, 0)])
+    half = _paint_bands(alpha[:1], [(0, 0.8, 0), (1, 0, 0), (1, 0, 0)])            # red trousers
+    imgs = torch.cat([right, half, swapped])
+    e = oracle.encode_image(imgs, alpha)
+    torch.testing.assert_close(e.norm(dim=-1), torch.ones(3))
+    assert cosine(e, oracle.encode_text(["the face of a man in a red shirt"])).abs().max() < 1e-6
+    c = cosine(e, oracle.encode_text([prompts["body"]]))
+    assert c[0] > 0.9 and c[0] > c[1] + 0.2 and c[1] > c[2] + 0.2, c  # 3 bands right > 2 > 1
+    # only the named bands count: "a red top" ignores the head and legs
+    top = oracle.encode_text(["a person in a red top"])
+    assert abs(float(cosine(e[:2], top).diff())) < 0.01  # (soft band edges mix in a little)
+    # differentiable: ascent reddens the upper band and bluens the lower band
+    img = swapped.clone().requires_grad_(True)
+    (-cosine(oracle.encode_image(img, alpha[:1]), oracle.encode_text([prompts["body"]])).sum()).backward()
+    w = silhouette_bands(alpha[:1], ("upper", "lower"))[0]
+    upper = (w[0, :, None] * alpha[0]) > 0.5
+    lower = (w[1, :, None] * alpha[0]) > 0.5
+    g = img.grad[0]
+    assert g[upper][:, 0].mean() < 0 and g[upper][:, 2].mean() > 0  # descent direction: +red, −blue above
+    assert g[lower][:, 2].mean() < 0 and g[lower][:, 0].mean() > 0
+
+
+def test_geometry_oracle_skirt_only_through_the_silhouette():
+    oracle = GeometryOracle()
+    alpha = torch.stack([stick_figure_alpha(64, skirt=s) for s in (0.0, 0.2, 0.3, 0.4)])
+    grey = _render(alpha, (0.5, 0.5, 0.5))
+    skirt, belly, face, plain = oracle.encode_text(["a 3D rendering of a woman in a wide skirt in unreal engine",
+                                                    "a man with a big belly",
+                                                    "a 3D rendering of the face of a woman in a skirt",
+                                                    "a person"])
+    e = oracle.encode_image(grey, alpha)
+    c = cosine(e, skirt)
+    assert (c.diff() > 0.05).all(), c  # wider skirts score higher
+    assert cosine(e, face).abs().max() < 1e-6  # a face close-up says nothing about skirts
+    assert cosine(e, plain)[0] > cosine(e, plain)[-1]  # no keyword: the typical silhouette wins
+    # colour cannot meet the target: the same silhouette painted red scores the same
+    torch.testing.assert_close(oracle.encode_image(_render(alpha, (1.0, 0.0, 0.0)), alpha), e)
+    # belly: widening the waist band raises the belly score, not the skirt score
+    wide = torch.stack([stick_figure_alpha(64, bulk=b) for b in (1.0, 1.4)])
+    ew = oracle.encode_image(_render(wide), wide)
+    assert float(cosine(ew, belly).diff()) > 0.05
+    # gradient w.r.t. the silhouette: mass just outside the legs raises the skirt score (descent is negative there)
+    a = alpha[:1].clone().requires_grad_(True)
+    (-cosine(oracle.encode_image(grey[:1], a), skirt).sum()).backward()
+    assert oracle.alpha_gradient and torch.isfinite(a.grad).all()
+    legs = silhouette_bands(alpha[:1], ("legs",))[0, 0] > 0.5                     # (H,) rows of the leg band
+    outside = (alpha[0] < 0.1) & legs[:, None]
+    assert a.grad[0][outside].mean() < 0

@@ -10,9 +10,11 @@ import torch
 from avatarclip_core.config import ConfigError, load_config
 from avatarclip_core.guidance import Encoder, load_clip, load_encoder
 from avatarclip_core.guidance.encoder import TEST_ENCODERS_ENV, is_test_encoder_name
-from avatarclip_core.guidance.test_encoders import ColorOracle, PoseOracle, SizeOracle, make_tiny_clip
+from avatarclip_core.guidance.test_encoders import (ColorOracle, GeometryOracle, PartColorOracle, PoseOracle, SizeOracle,
+                                                    make_tiny_clip)
 
-TEST_NAMES = ["tiny", "tiny:/some/tiny_clip.pt", "oracle:color", "oracle:size", "oracle:pose"]
+TEST_NAMES = ["tiny", "tiny:/some/tiny_clip.pt", "oracle:color", "oracle:size", "oracle:pose", "oracle:parts",
+              "oracle:geometry"]
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def test_conftest_sets_the_switch():
 
 def test_every_encoder_implements_the_protocol(tmp_path):
     tiny = load_clip(make_tiny_clip(tmp_path / "t.pt"))
-    for enc in (tiny, ColorOracle(), SizeOracle(), PoseOracle()):
+    for enc in (tiny, ColorOracle(), SizeOracle(), PoseOracle(), PartColorOracle(), GeometryOracle()):
         assert isinstance(enc, Encoder), enc
         e = enc.encode_image(torch.rand(2, 32, 32, 3), torch.rand(2, 32, 32))
         t = enc.encode_text(["a rendered 3d man is walking"])
@@ -49,7 +51,7 @@ def test_test_encoder_names_refused_without_switch(name, switch_off):
 
 
 def test_test_encoder_names_accepted_with_switch():
-    for name in ("tiny", "oracle:color", "oracle:size", "oracle:pose"):
+    for name in ("tiny", "oracle:color", "oracle:size", "oracle:pose", "oracle:parts", "oracle:geometry"):
         assert load_config("tiny", overrides={"run.clip_model": name}).run.clip_model == name
 
 
@@ -73,6 +75,8 @@ def test_factory_dispatch(tmp_path):
     assert isinstance(load_encoder("oracle:color"), ColorOracle)
     assert isinstance(load_encoder("oracle:size"), SizeOracle)
     assert isinstance(load_encoder("oracle:pose", device="auto"), PoseOracle)
+    assert isinstance(load_encoder("oracle:parts"), PartColorOracle)
+    assert isinstance(load_encoder("oracle:geometry"), GeometryOracle)
     path = make_tiny_clip(tmp_path / "t.pt")
     assert load_encoder("tiny:" + path).name == f"tiny:{path}"
     not_tiny = tmp_path / "other.pt"

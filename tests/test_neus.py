@@ -259,6 +259,23 @@ def test_clip_gradients_reach_sdf_variance_and_heads(init_run, body):
             assert norms["head2"] > 0 and norms["trunk"] > 0, norms
 
 
+def test_geometry_oracle_sculpts_through_the_silhouette_only(init_run, body):
+    from avatarclip_core.guidance.test_encoders import GeometryOracle
+
+    V, F = body
+    model = init_run["model"].with_texture_head(torch.Generator().manual_seed(0))
+    enc = GeometryOracle()
+    text = {k: enc.encode_text([v.replace("red person", "woman in a wide skirt")])[0] for k, v in PROMPTS.items()}
+    state = TextureState(model, None, TextureCameraSampler((0.0, 0.5, 0.3), seed=0), torch.Generator().manual_seed(0),
+                         text, V, F, enc, tiny_texture_params())
+    terms, info = texture_losses(state, 1)
+    assert info["prompt"] in ("body", "back")
+    sdf = torch.autograd.grad(terms["clip"], list(model.sdf.parameters()), retain_graph=True, allow_unused=True)
+    head2 = torch.autograd.grad(terms["clip"], list(model.color.extra.parameters()), allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in sdf if g is not None) > 0  # Σw reaches the encoder with its gradient
+    assert all(g is None or float(g.abs().sum()) == 0.0 for g in head2)  # colour cannot change the silhouette
+
+
 def test_texture_red_and_ply(init_run, body, tmp_path):
     V, F = body
     model = init_run["model"]

@@ -3,7 +3,8 @@ switch (docs/design.md §4).
 
 Production encoders are open_clip models (`clip_model.load_clip`: a model name or a checkpoint path). Test encoders
 — the random-init tiny CLIP and the oracles of `test_encoders` — are chosen by the names ``"tiny"``,
-``"tiny:<path>"`` and ``"oracle:color" | "oracle:size" | "oracle:pose"``, which are accepted only when the
+``"tiny:<path>"`` and ``"oracle:color" | "oracle:size" | "oracle:pose" | "oracle:parts" | "oracle:geometry"``
+(the last two with spatial semantics: part colours and silhouette shape), which are accepted only when the
 environment variable ``AVATARCLIP_TEST_ENCODERS=1`` is set (tests/conftest.py sets it; so does ``make demo
 CLIP=tiny``). A real run that names one by mistake fails at configuration time (`config.RunParams.validate`).
 A tiny-CLIP checkpoint given as a plain file path is an ordinary checkpoint and loads without the switch.
@@ -37,7 +38,7 @@ __all__ = ["Encoder", "ClipWeightsMissing", "TEST_ENCODERS_ENV", "ORACLES", "is_
 #: Environment variable that enables the test encoder names ("1" enables; also "true", "yes", "on").
 TEST_ENCODERS_ENV = "AVATARCLIP_TEST_ENCODERS"
 #: Oracle kinds accepted as ``"oracle:<kind>"`` (classes in `test_encoders`).
-ORACLES = ("color", "size", "pose")
+ORACLES = ("color", "size", "pose", "parts", "geometry")
 _TINY, _TINY_PREFIX, _ORACLE_PREFIX = "tiny", "tiny:", "oracle:"
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -59,14 +60,17 @@ class Encoder(Protocol):
     """What the stages need from CLIP: a frozen joint image/text embedding (docs/method.md §1.3, §3.7, §6).
 
     Implemented by `clip_model.ClipEncoder` (open_clip CLIP) and the test encoders of `test_encoders` (the tiny CLIP
-    is a `ClipEncoder`; `ColorOracle`, `SizeOracle`, `PoseOracle`). Consumers: `losses`, shape search, texture
-    training, pose/motion generation and retrieval.
+    is a `ClipEncoder`; `ColorOracle`, `SizeOracle`, `PoseOracle`, `PartColorOracle`, `GeometryOracle`). Consumers:
+    `losses`, shape search, texture training, pose/motion generation and retrieval.
 
     Attributes:
         name: identifier of the model, e.g. ``"ViT-B-32/openai"``, ``"tiny:/path/tiny_clip.pt"``, ``"size-oracle"``
             (recorded with cached embeddings).
         embed_dim: D, size of the joint embedding (512 for ViT-B-32).
         device: where text embeddings are computed (for `ClipEncoder`, the model's parameters).
+        alpha_gradient: optional, default False. True for an encoder whose score is a function of the silhouette
+            that should sculpt through it (`GeometryOracle`): the texture stage then passes its rendered Σw with
+            its gradient; otherwise detached (docs/method.md §3.7). CLIP does not set it: it ignores alpha.
     """
 
     name: str

@@ -20,7 +20,7 @@ def load_encoder(name: str = "ViT-B-32", pretrained: str = "openai", cache_dir=N
     Args:
         name: an open_clip model name or a local checkpoint path → `clip_model.load_clip` (any checkpoint, a
             tiny-CLIP file included); a test encoder name (``"tiny"``, ``"tiny:<path>"``, ``"oracle:color"``,
-            ``"oracle:size"``, ``"oracle:pose"``) → `test_encoders.make_test_encoder`, only while
+            ``"oracle:size"``, ``"oracle:pose"``, ``"oracle:parts"``, ``"oracle:geometry"``) → `test_encoders.make_test_encoder`, only while
             ``AVATARCLIP_TEST_ENCODERS=1``.
         pretrained, cache_dir, fp16, arch: as `clip_model.load_clip` (`cache_dir` also holds the ``"tiny"`` file;
             the oracles ignore them); fp16 None = float16 on CUDA, float32 on the CPU (`clip_model.clip_dtype`).

@@ -11,9 +11,12 @@ The production module `clip_model` never imports this one.
   on first use) and ``"tiny:<path>"`` (a given tiny-CLIP file).
 * Oracle encoders with known, differentiable semantics: `ColorOracle` (colour words ↔ mean foreground colour),
   `SizeOracle` ("tall", "short", "fat", "thin" ↔ silhouette height and bulk), `PoseOracle` ("raising both arms",
-  "walking", "squatting" ↔ silhouette elongation and leg spread); names ``"oracle:color" | "oracle:size" |
-  "oracle:pose"``. Tests assert that optimisers move toward the prompt under an oracle; they say nothing about real
-  CLIP quality.
+  "walking", "squatting" ↔ silhouette elongation and leg spread), and two with spatial semantics for the texture
+  stage: `PartColorOracle` ("green hair, a red top and blue trousers" ↔ the colours of the head, upper-body and
+  lower-body bands of the silhouette) and `GeometryOracle` ("a wide skirt", "a big belly" ↔ the silhouette's
+  width in the leg and waist bands, which only sculpting can change); names ``"oracle:color" | "oracle:size" |
+  "oracle:pose" | "oracle:parts" | "oracle:geometry"``. Tests assert that optimisers move toward the prompt under
+  an oracle, and `bench/quality.py` scores presets with them; they say nothing about real CLIP quality.
 
 Shared construction of the Size/Pose oracles: the image embedding is ``normalize([f_1, …, f_k, 1])`` where
 each f is a dimensionless silhouette feature that is 0 for a typical standing adult; the text embedding is
@@ -39,7 +42,8 @@ from .encoder import ORACLES
 
 __all__ = [
     "TINY_CLIP_CONFIG", "make_tiny_clip", "make_test_encoder", "silhouette_stats", "foreground_from_border",
-    "ColorOracle", "SizeOracle", "PoseOracle", "COLOR_WORDS", "stick_figure_alpha",
+    "ColorOracle", "SizeOracle", "PoseOracle", "PartColorOracle", "GeometryOracle", "COLOR_WORDS", "PART_WORDS",
+    "BODY_BANDS", "silhouette_bands", "stick_figure_alpha",
 ]
 
 #: open_clip model config of the tiny CLIP: ViT (64 px, 16 px patches, width 32, 1 layer) + 1-layer text
@@ -342,8 +346,208 @@ class PoseOracle(_KeywordOracle):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# oracles with spatial semantics (the texture stage's benchmarks, bench/quality.py)
+#: Bands of a silhouette as fractions (top, bottom) of its height, measured from its top row: the head (about an
+#: eighth of a standing adult), the upper body (neck to crotch: a top, shirt, jacket) and the lower body (trousers,
+#: skirt, legs); the waist band (below the chest, above the hips) and the leg band (thighs to below the knees) are
+#: where `GeometryOracle` measures a belly and a skirt.
+BODY_BANDS = {"head": (0.0, 0.13), "upper": (0.13, 0.5), "lower": (0.5, 1.0), "waist": (0.32, 0.48),
+              "legs": (0.6, 0.8)}
+
+
+def silhouette_bands(alpha: torch.Tensor, bands: Sequence[str], softness: float = 0.02) -> torch.Tensor:
+    """Soft row weights of silhouette bands (`BODY_BANDS`), measured on the silhouette's own vertical extent.
+
+    The extent runs from the first to the last image row whose alpha mass exceeds 0.5 px (the whole image when
+    no row does); a row at fraction v of it belongs to band (a, b) with weight σ((v − a)/s)·σ((b − v)/s),
+    s = `softness`. The weights are computed from the detached alpha (no gradient): the bands say *where* to
+    measure; what is measured there (colour, width) carries the gradient.
+
+    Args: alpha (B, H, W) coverage in [0, 1], row 0 = top; bands: names of `BODY_BANDS`.
+    Returns: (B, K, H) float weights in [0, 1], K = len(bands).
+    Raises: KeyError for an unknown band name.
+    """
+    a = alpha.detach().float()
+    b, h, _ = a.shape
+    has = a.sum(2) > 0.5                                                          # (B, H)
+    y = torch.arange(h, device=a.device, dtype=a.dtype)
+    top = torch.where(has, y, torch.full_like(y, h)).min(1).values                # first row with mass
+    bottom = torch.where(has, y, torch.full_like(y, -1)).max(1).values + 1        # past the last one
+    empty = bottom <= top
+    top, bottom = torch.where(empty, torch.zeros_like(top), top), torch.where(empty, torch.full_like(top, h), bottom)
+    v = (y[None] + 0.5 - top[:, None]) / (bottom - top)[:, None]                  # (B, H)
+    edges = torch.tensor([BODY_BANDS[n] for n in bands], dtype=a.dtype, device=a.device)   # (K, 2)
+    lo, hi = edges[None, :, 0, None], edges[None, :, 1, None]
+    return torch.sigmoid((v[:, None] - lo) / softness) * torch.sigmoid((hi - v[:, None]) / softness)
+
+
+#: Garment and body-part words of `PartColorOracle` → the bands they colour.
+PART_WORDS = {
+    ("head",): r"hair|hat|cap|helmet|head|face|beard|hood|mask|crown|wig",
+    ("upper",): r"top|shirt|t-shirt|tshirt|blouse|jacket|coat|sweater|jumper|hoodie|vest|cardigan|tunic|armou?r"
+                r"|torso|chest|sleeves?",
+    ("lower",): r"trousers|pants|jeans|shorts|skirt|leggings|legs|boots|shoes|socks|kilt",
+    ("upper", "lower"): r"dress|suit|gown|robe|overalls?|jumpsuit|uniform|costume|outfit|clothes|clothing",
+}
+_PART_RE = [(regions, re.compile(rf"^(?:{words})$")) for regions, words in PART_WORDS.items()]
+
+
+class PartColorOracle(_Oracle):
+    """Part-colour oracle: "⟨colour⟩ ⟨garment⟩" phrases ↔ the colours of the silhouette's head, upper-body and
+    lower-body bands (D = 25).
+
+    Image: for each band of `silhouette_bands` ("head", "upper", "lower"), c_r = the alpha- and band-weighted mean
+    RGB, with one pixel of mid grey mixed in so that an empty band reads grey; embedding
+    ``[φ̂(c_head), φ̂(c_upper), φ̂(c_lower), 0] / √3`` with φ̂ = `ColorOracle`'s unit colour embedding (8 values each)
+    and a last entry that images never use.
+    Text: each `PART_WORDS` word takes the mean of the `COLOR_WORDS` among the three words before it (not reaching
+    back past another part word): "a red top and blue trousers" → upper red, lower blue; "green hair" → head
+    green; "a yellow dress" → upper and lower yellow. Bands no phrase names are left out (their block is 0, so
+    they do not affect the score). Colour words but no part word ("a red person") colour every band; no colour
+    word at all → every band mid grey (`ColorOracle`'s neutral rule). A face prompt (the face template, "the face
+    of …") sees a head close-up, whose silhouette is the head: its head colour applies to all three bands, and a
+    face prompt without one embeds to the last axis, orthogonal to every image (cos ≡ 0: no gradient).
+    The embedding is the normalised concatenation, so cos(image, text) is the sum of the named bands' `ColorOracle`
+    cosines over √(3·#named): it rises monotonically as each named band's colour moves toward its target, and
+    equals √(#named/3) when all match.
+    """
+
+    name = "part-color-oracle"
+    regions = ("head", "upper", "lower")
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.embed_dim = 8 * len(self.regions) + 1
+        self.image_size = None
+
+    @staticmethod
+    def _unit(c: torch.Tensor) -> torch.Tensor:
+        return F.normalize(ColorOracle._phi(c), dim=-1)
+
+    def part_colors(self, text: str) -> dict[str, tuple[float, float, float]]:
+        """{band: target RGB} of the prompt, by the rules of the class docstring (face close-ups included)."""
+        words = re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())
+        is_color = [w in COLOR_WORDS for w in words]
+        found: dict[str, list] = {r: [] for r in self.regions}
+        any_part = False
+        for i, w in enumerate(words):
+            regions = next((r for r, pat in _PART_RE if pat.match(w)), None)
+            if regions is None:
+                continue
+            any_part = True
+            for j in range(i - 1, max(i - 4, -1), -1):
+                if any(pat.match(words[j]) for _, pat in _PART_RE):
+                    break
+                if is_color[j]:
+                    for r in regions:
+                        found[r].append(COLOR_WORDS[words[j]])
+        colors = {r: tuple(sum(c[k] for c in v) / len(v) for k in range(3)) for r, v in found.items() if v}
+        if not colors and not any_part:
+            colors = dict.fromkeys(self.regions, ColorOracle().text_color(text))
+        if re.search(r"\bface\b", text.lower()):
+            colors = dict.fromkeys(self.regions, colors["head"]) if "head" in colors else {}
+        return colors
+
+    def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """`Encoder.encode_text` (guidance/encoder.py): the normalised concatenation of the named bands' unit colour
+        embeddings (0 for the others; the last axis for a face prompt without a head colour), D = 25."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise ValueError(f"{self.name}.encode_text needs a non-empty list of non-empty strings, got {texts!r}")
+        rows = []
+        for t in texts:
+            colors = self.part_colors(t)
+            row = torch.zeros(self.embed_dim)
+            for k, r in enumerate(self.regions):
+                if r in colors:
+                    row[8 * k:8 * k + 8] = self._unit(torch.tensor(colors[r]))
+            if not colors:
+                row[-1] = 1.0
+            rows.append(row)
+        return F.normalize(torch.stack(rows), dim=-1).to(self.device)
+
+    def band_colors(self, images: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        """(B, 3, 3) mean RGB of the head, upper and lower bands (alpha = `foreground_from_border` when None)."""
+        a = (foreground_from_border(images) if alpha is None else alpha).float()
+        w = silhouette_bands(a, self.regions)[..., None] * a[:, None]             # (B, 3, H, W)
+        rgb = torch.einsum("bkhw,bhwc->bkc", w, images.float())
+        mass = w.sum((2, 3))[..., None]
+        return (rgb + 0.5) / (mass + 1.0)
+
+    def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """`Encoder.encode_image` (guidance/encoder.py): ``[φ̂(c_head), φ̂(c_upper), φ̂(c_lower), 0] / √3``, D = 25;
+        differentiable w.r.t. images (and alpha, through the weighted means)."""
+        _check_images(images, alpha, self.name)
+        e = self._unit(self.band_colors(images, alpha)).flatten(1)
+        return torch.cat([e, torch.zeros_like(e[:, :1])], -1) / len(self.regions) ** 0.5
+
+    def __repr__(self) -> str:
+        return f"PartColorOracle(embed_dim={self.embed_dim})"
+
+
+class GeometryOracle(_KeywordOracle):
+    """Geometry oracle: garment-shape words ↔ the silhouette's width in the leg and waist bands (D = 4: skirt,
+    belly, bias and a last axis that images never use).
+
+    Features (from alpha; `foreground_from_border` when alpha is None), with `silhouette_bands` weights and the
+    silhouette's height h_px = `silhouette_stats` rows:
+      * skirt: ``(mean alpha mass per row of the "legs" band / h_px) / skirt_ref − 1`` — the width of the thighs
+        and knees over the body height (≈ 0.13 for a standing adult seen from the front, legs together): a wide
+        skirt or a gown fills the gap between the legs and reaches beyond them;
+      * belly: ``(mean alpha mass per row of the "waist" band / h_px) / belly_ref − 1`` (≈ 0.24 from the front,
+        arms hanging beside the torso).
+    Keywords: skirt + "skirt/dress/gown/tutu/crinoline/robe/kilt", − "leggings/tights/skinny or tight
+    jeans/trousers"; belly + "belly/bellied/potbelly/paunch/pregnant", − "slim/thin/narrow waist, six-pack, flat
+    belly/stomach". Face prompts ("the face of …") embed to the last axis (cos ≡ 0): a head close-up shows neither
+    band. As with `SizeOracle`, a prompt without keywords embeds to the neutral vector (features 0).
+
+    In the texture stage alpha is the rendered Σw. Colour cannot change it, only the SDF and the variance can, so
+    the score rises only through sculpting; the oracle sets ``alpha_gradient = True`` so that `texture_losses`
+    hands it a differentiable Σw (docs/method.md §3.7). Real CLIP sees geometry only through the pixels.
+    """
+
+    name = "geometry-oracle"
+    feature_names = ("skirt", "belly")
+    keywords = (
+        (r"\b(skirts?|dress|dresses|gown|tutu|crinoline|robe|kilt)\b",
+         r"\b(leggings|tights)\b|\b(skinny|tight) (jeans|trousers|pants)\b"),
+        (r"\b(belly|bellied|potbelly|pot-bellied|paunch|pregnant)\b",
+         r"\b(slim|thin|narrow) waist\b|\bsix-pack\b|\bflat (belly|stomach)\b"),
+    )
+    alpha_gradient = True
+
+    def __init__(self, skirt_ref: float = 0.13, belly_ref: float = 0.24, text_gain: float = 10.0,
+                 device: str | torch.device = "cpu"):
+        super().__init__(text_gain, device)
+        self.skirt_ref, self.belly_ref = float(skirt_ref), float(belly_ref)
+        self.embed_dim = len(self.feature_names) + 2
+
+    def features(self, images: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        """(B, 2) (skirt, belly) as documented in the class docstring."""
+        a = (foreground_from_border(images) if alpha is None else alpha).float().clamp(0, 1)
+        w = silhouette_bands(a, ("legs", "waist"))                                    # (B, 2, H)
+        per_row = (w * a.sum(2)[:, None]).sum(2) / w.sum(2).clamp_min(1e-6)           # (B, 2) px
+        width = per_row / silhouette_stats(a)["rows"].clamp_min(1.0)[:, None]
+        return width / torch.tensor([self.skirt_ref, self.belly_ref], device=a.device) - 1.0
+
+    def encode_text(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """`Encoder.encode_text` (guidance/encoder.py): ``normalize([T·signs, 1, 0])``; a face prompt → (0, …, 0, 1)."""
+        e = super().encode_text(texts)
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        face = torch.tensor([re.search(r"\bface\b", t.lower()) is not None for t in texts], device=e.device)
+        out = torch.cat([e, torch.zeros_like(e[:, :1])], -1)
+        return torch.where(face[:, None], torch.eye(self.embed_dim, device=e.device)[-1].expand_as(out), out)
+
+    def encode_image(self, images: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """`Encoder.encode_image` (guidance/encoder.py): ``normalize([features, 1, 0])``, differentiable w.r.t. alpha
+        (the band widths; the bands themselves are placed from the detached alpha)."""
+        e = super().encode_image(images, alpha)
+        return torch.cat([e, torch.zeros_like(e[:, :1])], -1)
+
+
+# ----------------------------------------------------------------------------------------------------------
 def stick_figure_alpha(size: int = 64, height: float = 0.7, arms: str = "down", leg_spread: float = 0.0,
-                       bulk: float = 1.0, squat: float = 0.0, softness: float = 0.5,
+                       bulk: float = 1.0, squat: float = 0.0, softness: float = 0.5, skirt: float = 0.0,
                        device: str | torch.device = "cpu") -> torch.Tensor:
     """A soft frontal silhouette of a box-person, for oracle tests (no body model or renderer needed).
 
@@ -355,6 +559,8 @@ def stick_figure_alpha(size: int = 64, height: float = 0.7, arms: str = "down", 
         bulk: width multiplier of torso/limbs (1 = average).
         squat: 0 … 1, fraction by which the legs shorten (knees bent, seen from the front).
         softness: edge blur in pixels (sigmoid width).
+        skirt: width of a skirt from the hips to 80 % of the leg length, as a fraction of the standing height
+            (0 = none; the legs span about 0.15).
     Returns:
         (size, size) float32 alpha in [0, 1] (union of soft boxes), row 0 = top.
     Raises:
@@ -381,6 +587,8 @@ def stick_figure_alpha(size: int = 64, height: float = 0.7, arms: str = "down", 
              box(cx - 0.05 * h, cx + 0.05 * h, head_top, torso_top + 0.01),          # head + neck
              ]
     spread = leg_spread * h / 2
+    if skirt > 0:
+        parts.append(box(cx - skirt * h / 2, cx + skirt * h / 2, hip - 0.01, hip + 0.8 * leg_len))
     for side in (-1, 1):
         lx = cx + side * (0.045 * h + spread)
         parts.append(box(lx - lw / 2, lx + lw / 2, hip - 0.01, feet))                # leg
@@ -408,7 +616,7 @@ def make_test_encoder(name: str, cache_dir: str | os.PathLike | None = None, dev
     Args:
         name: ``"tiny"`` (the tiny CLIP at ``<cache_dir>/tiny_clip.pt``, written by `make_tiny_clip` on first use),
             ``"tiny:<path>"`` (a tiny-CLIP file written by `make_tiny_clip`), or ``"oracle:color" | "oracle:size" |
-            "oracle:pose"``.
+            "oracle:pose" | "oracle:parts" | "oracle:geometry"``.
         cache_dir: folder of the ``"tiny"`` file (default `clip_model.default_cache_dir()`).
         device: "cpu", "cuda", a torch.device, or "auto"/None (CUDA when available).
         fp16: for the tiny CLIP, as `load_clip` (CUDA only); ignored by the oracles.
@@ -418,7 +626,7 @@ def make_test_encoder(name: str, cache_dir: str | os.PathLike | None = None, dev
     from ..device import resolve_device
 
     if name.startswith("oracle:"):
-        oracles = dict(zip(ORACLES, (ColorOracle, SizeOracle, PoseOracle)))
+        oracles = dict(zip(ORACLES, (ColorOracle, SizeOracle, PoseOracle, PartColorOracle, GeometryOracle)))
         kind = name.split(":", 1)[1]
         if kind not in oracles:
             raise ValueError(f"unknown oracle {name!r}; use one of {', '.join('oracle:' + k for k in oracles)}")

@@ -79,6 +79,9 @@ class HashGridEncoding(nn.Module):
         idx = torch.where(self._dense[None, :, None], dense, hashed) % self.table_size
         idx = idx + self._level_base[None, :, None]                              # (N, L, 8)
         feats = self.table[idx.reshape(-1)].reshape(*idx.shape, self.n_features)  # (N, L, 8, F)
-        off = self._offsets.to(pos.dtype)                                        # (8, 3)
-        w = (frac[:, :, None, :] * off + (1.0 - frac[:, :, None, :]) * (1.0 - off)).prod(-1)  # (N, L, 8)
+        # Trilinear weight of corner c = x + 2y + 4z: the product of its per-axis weights (1 − f or f). Built by
+        # broadcasting rather than `.prod(-1)`, whose double backward (the eikonal term) goes through cumprod.
+        ax = torch.stack([1.0 - frac, frac], -1)                                 # (N, L, 3, 2)
+        w = (ax[:, :, 0, None, None, :] * ax[:, :, 1, None, :, None] * ax[:, :, 2, :, None, None])
+        w = w.reshape(*frac.shape[:2], 8)                                        # (N, L, 8)
         return (feats * w[..., None]).sum(2).reshape(x.shape[0], -1)

@@ -214,8 +214,10 @@ def texture_losses(state: TextureState, step: int) -> tuple[dict, dict]:
     is_face, is_front = bool(cs.is_face[0]), bool(cs.is_front[0])
     key = "face" if is_face else ("back" if p.ablation.use_back_prompt and not is_front else "body")
     # Σw tells mask-aware test encoders where the body is; real CLIP ignores it. Detached so that geometry is
-    # sculpted only through the image pixels, as with CLIP in the reference.
-    alpha = wsum_full.detach().reshape(1, side, side)
+    # sculpted only through the image pixels, as with CLIP in the reference — unless the encoder scores the
+    # silhouette itself (`Encoder.alpha_gradient`, the geometry oracle).
+    alpha = wsum_full.reshape(1, side, side)
+    alpha = alpha if getattr(encoder, "alpha_gradient", False) else alpha.detach()
 
     def clip_term(rays):
         img = bg_img.index_copy(0, idx, rays).reshape(1, side, side, 3)
