@@ -1,4 +1,4 @@
-"""Motion: BVH retargeting, the pose library, stage 4 (text → poses by CLIP retrieval) and stage 5
+"""Motion: BVH retargeting (any humanoid skeleton, `bvh_mapping`), the pose library, stage 4 (text → poses by CLIP retrieval) and stage 5
 (poses → motion by interpolation or the MotionOptimizer, BVH export), the open pose/motion priors.
 docs/method.md §6; docs/design.md §2 (04_poses, 05_motion).
 
@@ -11,7 +11,9 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "bvh_export": ("write_bvh",),
-    "bvh_retarget": ("DEFAULT_REST_JOINTS", "RetargetedClip", "bone_direction_error", "read_bvh", "retarget_bvh"),
+    "bvh_retarget": ("DEFAULT_REST_JOINTS", "RetargetedClip", "bone_direction_error", "direction_errors",
+                     "end_direction_error", "read_bvh", "retarget_bvh"),
+    "bvh_mapping": ("SkeletonMapError", "load_joint_map", "map_skeleton"),
     "params": ("MotionParams", "PoseParams"),
     "interpolation": ("anchor_frames", "interpolate_motion"),
     "pose_library": ("PoseLibrary", "load_pose_library", "pose_distance", "remove_heading"),
