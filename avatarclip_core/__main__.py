@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a configuration value, e.g. --set texture.schedule.iterations=200 (repeatable)")
     r.add_argument("--stages", default=",".join(stages.BY_ID), help="comma-separated stage numbers to run")
+    r.add_argument("--motion-file", default="", metavar="BVH",
+                   help="drive the avatar with this BVH clip (any humanoid skeleton) instead of a generated motion: "
+                        "stage 5 retargets it, stage 4 and the motion prompt are skipped (= --set motion.file=BVH; "
+                        "a skeleton that needs a joint map: --set motion.joint_map=map.json)")
     r.add_argument("--no-notebooks", action="store_true",
                    help="call the stage functions directly instead of executing the notebooks")
     g = sub.add_parser("gc", help="delete the stage caches (results of earlier inputs kept under <run>/.cache)")
@@ -119,6 +123,8 @@ def _overrides(args) -> dict:
                        ("run.smpl_dir", args.smpl_dir)):
         if value:
             out[key] = value
+    if getattr(args, "motion_file", ""):  # absolute: the notebooks run with the run folder as working directory
+        out["motion.file"] = str(Path(args.motion_file).expanduser().resolve())
     return out
 
 
@@ -150,7 +156,7 @@ def preflight(conf, selected: list[stages.Stage], run_root: str | os.PathLike | 
     from .guidance.encoder import clip_source_problem
 
     for s in selected:
-        for prompt in s.prompts:
+        for prompt in s.prompts_for(conf):
             conf.prompts.require(prompt)
     if conf.run.body == "smpl":
         from .body.smpl_files import find_smpl_file  # torch-free
@@ -164,10 +170,14 @@ def preflight(conf, selected: list[stages.Stage], run_root: str | os.PathLike | 
     if run_root is not None:
         run, earlier = RunDir(Path(run_root)), set()
         for s in selected:  # in the order they run: an upstream stage selected later has not run yet either
-            for up in s.upstream:
+            for up in s.upstream_for(conf):
                 if up not in earlier:
                     run.require(up)  # UpstreamMissing: not finished, or a file of it is missing / changed
             earlier.add(s.folder)
+    from .pipeline import check_motion_file  # a user's BVH: exists, parses, maps (imports torch)
+
+    if any(s.file_given(conf) for s in selected):
+        check_motion_file(conf)
     if uses_clip:
         from .pipeline import load_encoder  # the first torch import
 
@@ -200,6 +210,9 @@ def cmd_run(args) -> int:
         raise ConfigError(f"the configuration ({source}) is not valid HOCON: {_one_line(err)}; fix its syntax "
                           "(or its ${…} references)") from None
     check_exp_root(exp_root)
+    for s in [s for s in selected if s.skipped(conf)]:
+        print(f"[{s.folder}] not needed: {s.skip_when} is given — skipped", flush=True)
+    selected = [s for s in selected if not s.skipped(conf)]
     with run_lock(run_root):  # one process per run folder, from the first check to the last stage
         return _run_stages(args, conf, selected, exp_root, run_root, overrides, prompts)
 
@@ -249,7 +262,7 @@ def _run_stages(args, conf, selected, exp_root: Path, run_root: Path, overrides:
         out_dir = run_root / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
         for s in selected:
-            if run.status(s.folder, pipeline.stage_inputs(s.folder, conf)) == "done":  # no kernel start for a finished stage
+            if run.status(s.folder, pipeline.stage_inputs(s.folder, conf, run)) == "done":  # no kernel start when finished
                 print(f"[{s.folder}] already finished with these inputs — skipped", flush=True)
                 continue
             print(f"== {s.notebook} ==", flush=True)

@@ -151,7 +151,7 @@ def run_batch(rows: list[BatchRow], batch_root: str | os.PathLike, preset: str =
             try:
                 conf = load_run_config(root / row.name, preset, {**(overrides or {}), **row.overrides}, row.prompts)
                 for s in selected:
-                    for p in s.prompts:
+                    for p in s.prompts_for(conf):
                         conf.prompts.require(p)
                 confs[row.name] = conf
             except ConfigError as err:
@@ -189,7 +189,9 @@ def _schedule(ray, tqdm, rows, confs, root: Path, selected, progress: bool) -> N
         prepare_run(root / row.name, conf)
         refs = {}
         for s in selected:
-            deps = [refs[u] for u in s.upstream if u in refs]
+            if s.skipped(conf):  # e.g. stage 4 when the row gives a motion file
+                continue
+            deps = [refs[u] for u in s.upstream_for(conf) if u in refs]
             if s.folder == "04_poses" and conf.params("poses").generator == "library":
                 key = _embedding_key(conf)
                 if key not in warm:

@@ -51,18 +51,60 @@ def body_of(conf: Config):
                           body_file=conf.run.body_file or None)
 
 
-def stage_inputs(stage: str, conf: Config) -> dict:
+def stage_inputs(stage: str, conf: Config, run: RunDir | None = None) -> dict:
     """The inputs dict of `stage` (a folder name such as "03_texture"): what its result depends on — its config
     section, body, seed, the prompts it reads and, when it uses it, the CLIP model and its `clip_sections` (the stage table in
-    `stages.py`). RunDir hashes it to skip/resume/invalidate. Raises ConfigError on an empty prompt it needs."""
+    `stages.py`); with a user input file (`Stage.input_file`) that file's sha256 instead of the upstream stages and
+    prompts (`run`, when given, tells whether stage 1's body is there to retarget onto). RunDir hashes it to
+    skip/resume/invalidate. Raises ConfigError on an empty prompt it needs or a bad input file."""
     spec = stages.get(stage)
     out = {spec.section: conf.section_hash(spec.section), "body": conf.run.body, "seed": conf.run.seed,
            **({"body_file": conf.run.body_file} if conf.run.body == "precomputed" else {}),
-           "prompts": {p: conf.prompts.require(p) for p in spec.prompts}}
+           "prompts": {p: conf.prompts.require(p) for p in spec.prompts_for(conf)}}
     if spec.uses_clip(conf):
         out["clip"] = [conf.run.clip_model, conf.run.clip_pretrained]
         out.update({section: conf.section_hash(section) for section in spec.clip_sections})
+    if spec.file_given(conf):  # a user file replaces the upstream stages: its content is the input
+        out.update(_file_inputs(spec, conf, run))
     return out
+
+
+def _file_inputs(spec, conf, run: RunDir | None) -> dict:
+    """Inputs of a stage driven by a user file (stage 5 with `motion.file`): the file's and the joint map's sha256
+    and, as `upstream` (read by `RunDir`), the stage-1 body it is retargeted onto when that stage has finished."""
+    import hashlib
+
+    check_motion_file(conf)
+    params = conf.params(spec.section)
+
+    def sha(path):
+        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest() if path else ""
+
+    shaped = run is not None and run.manifest("01_shape") is not None
+    return {"file_sha256": sha(params.file), "joint_map_sha256": sha(params.joint_map),
+            "upstream": ["01_shape"] if shaped else []}
+
+
+def check_motion_file(conf: Config) -> None:
+    """When `motion.file` is set, check before any long work that it exists, parses as BVH and maps onto the
+    22-joint skeleton (`bvh_retarget.read_bvh` + `map_joints`, no retarget). Raises ConfigError naming the file,
+    what is wrong and the fix (for an unmappable skeleton: the joints not found and the joint map format)."""
+    params = conf.params("motion")
+    if not params.file:
+        return
+    path = Path(params.file).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"motion.file = {params.file!r}: no such file; give an existing .bvh file "
+                          f"(`--motion-file my.bvh`, notebook setting motion_file), or '' to generate the motion")
+    from .motion.bvh_mapping import SkeletonMapError
+    from .motion.bvh_retarget import map_joints, read_bvh
+
+    try:
+        map_joints(read_bvh(path), params.joint_map or None)
+    except SkeletonMapError as err:
+        raise ConfigError(f"motion.file = {params.file!r}: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"motion.file = {params.file!r}: {err}; give a valid BVH file") from None
 
 
 def run_settings(conf: Config) -> dict:
@@ -281,6 +323,7 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=Non
     """Stage 5: candidates → `05_motion/motion.npz` (poses (T, 22, 3), root_translation (T, 3), fps, foot_contact
     (T, 4) bool in `FOOT_JOINTS` order), `motion.bvh`, `preview.mp4` (the plain body moving on the floor).
 
+    With `motion.file` the user's BVH clip is retargeted onto the run's body instead and kept as captured.
     Every generator's output goes through the root-motion and foot-contact post-process (`motion.apply_contact`,
     `motion.contact` settings) on the default body's skeleton; the manifest records foot skating (m/s), float
     and penetration (cm) and jitter (m/s²) before and after it (`motion.metrics.motion_metrics`)."""
@@ -289,17 +332,31 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=Non
     from .motion.priors import FOOT_JOINTS
 
     params = conf.params("motion")
-    inputs = stage_inputs("05_motion", conf)
+    inputs = stage_inputs("05_motion", conf, run)
 
     def body_fn(folder: Path) -> dict:
         body = body_of(conf)
-        poses, root = motion.generate_motion(
-            load_candidates(run), params, encoder=load_encoder(conf) if params.generator == "optimize" else None,
-            text=conf.prompts.motion, body=body, progress=progress,
-            generator=torch.Generator().manual_seed(conf.run.seed), pose_params=conf.params("poses"))
-        rest = body.rest(body.default_shape()[None])[1][0]
+        figures = {}
+        if params.file:  # the user's clip, retargeted onto the run's body (stage 1's shape when it has run)
+            shape = load_shape(run) if "01_shape" in inputs.get("upstream", []) else body.default_shape()
+            _, rest_joints = body.rest(shape[None])
+            clip = motion.retarget_bvh(params.file, rest_joints[0], fps=params.file_fps or None,
+                                       target_fps=params.fps, joint_map=params.joint_map or None)
+            poses, root = clip.poses, clip.root_translation
+            err = motion.direction_errors(clip, rest_joints[0]).rad2deg()
+            figures = {"source": Path(params.file).name, "skeleton": clip.skeleton_type, "unit": clip.mapping.unit,
+                       "direction_error_deg": round(float(err.mean()), 2)}
+        else:
+            poses, root = motion.generate_motion(
+                load_candidates(run), params, encoder=load_encoder(conf) if params.generator == "optimize" else None,
+                text=conf.prompts.motion, body=body, progress=progress,
+                generator=torch.Generator().manual_seed(conf.run.seed), pose_params=conf.params("poses"))
+            _, rest_joints = body.rest(body.default_shape()[None])
+        rest = rest_joints[0]
         before = motion_metrics(poses, root, rest, params.fps)
-        result = motion.apply_contact(poses, root, rest, params.fps, params.contact)
+        # a user's clip is captured motion: kept as it is (its own contacts), only generated motion is post-processed
+        contact_params = params.contact.replace({"enabled": False}) if params.file else params.contact
+        result = motion.apply_contact(poses, root, rest, params.fps, contact_params)
         poses, root = result.poses, result.root_translation
         after = motion_metrics(poses, root, rest, params.fps)
         atomic_save_npz(folder / "motion.npz", poses=poses.numpy().astype(np.float32),
@@ -308,12 +365,12 @@ def run_motion(run: RunDir, conf: Config, progress: bool = True, on_progress=Non
         motion.write_bvh(folder / "motion.bvh", poses, root, params.fps, rest)
         frames = render_body_motion(body, poses, root, params.fps, progress=progress)
         write_mp4(folder / "preview.mp4", frames, fps=params.fps)
-        contact = {"enabled": params.contact.enabled, "root_from_contact": result.root_from_contact,
+        contact = {"enabled": contact_params.enabled, "root_from_contact": result.root_from_contact,
                    "contact_fraction": {skeleton.JOINT_NAMES[j]: round(float(f), 3)
                                         for j, f in zip(FOOT_JOINTS, result.contact.float().mean(0))},
                    "before": {k: round(v, 4) for k, v in before.items()},
                    "after": {k: round(v, 4) for k, v in after.items()}}
-        return {"frames": int(len(poses)), "fps": float(params.fps), "contact": contact}
+        return {"frames": int(len(poses)), "fps": float(params.fps), "contact": contact, **figures}
 
     return run.stage("05_motion", inputs, body_fn, seed=conf.run.seed, settings=run_settings(conf))
 

@@ -257,8 +257,14 @@ class RunDir:
         os.replace(folder, dest)
         return dest
 
+    @staticmethod
+    def upstream_of(stage: str, inputs: dict) -> tuple[str, ...]:
+        """The earlier stages `stage` reads: `inputs["upstream"]` when the inputs name them (a stage driven by a
+        user file, `pipeline.stage_inputs`), else the stage table's."""
+        return tuple(inputs["upstream"]) if "upstream" in inputs else UPSTREAM[stage]
+
     def _hash(self, stage: str, inputs: dict) -> str:
-        upstream = {s: (self.manifest(s) or {}).get("inputs_hash") for s in UPSTREAM[stage]}
+        upstream = {s: (self.manifest(s) or {}).get("inputs_hash") for s in self.upstream_of(stage, inputs)}
         return inputs_hash({"inputs": inputs, "upstream": upstream})
 
     def stage(self, stage: str, inputs: dict, body: Callable[[Path], dict], seed: int = 0,
@@ -275,7 +281,7 @@ class RunDir:
             RunLocked: another process uses this run folder.
         """
         with run_lock(self.root):
-            for up in UPSTREAM[stage]:
+            for up in self.upstream_of(stage, inputs):
                 self.require(up)
             folder = self.path(stage)
             state = self.status(stage, inputs)
@@ -304,7 +310,7 @@ class RunDir:
             figures = body(folder) or {}
             manifest = {
                 "stage": stage, "inputs_hash": h, "inputs": inputs, "seed": seed, "settings": settings or {},
-                "upstream": {s: (self.manifest(s) or {}).get("inputs_hash") for s in UPSTREAM[stage]},
+                "upstream": {s: (self.manifest(s) or {}).get("inputs_hash") for s in self.upstream_of(stage, inputs)},
                 "wall_time_s": round(time.time() - start, 3), "figures": figures, "versions": _versions(),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "artifacts": artifact_records(folder),
             }

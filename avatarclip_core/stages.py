@@ -30,6 +30,10 @@ class Stage:
     title, about: heading and one-paragraph description (notebooks, docs).
     clip_sections: other configuration sections it reads when it uses CLIP (stage 5's optimiser renders poses
         with the `poses` cameras); their hashes join its inputs.
+    input_file: "section.key" of a user file that, when set, replaces the stage's upstream stages, prompts and
+        CLIP use (stage 5: `motion.file`, a BVH clip; its sha256 joins the inputs). Notebooks show it as a setting
+        named after the key (`motion_file`), the CLI as `--motion-file`.
+    skip_when: "section.key" that, when set, makes the stage unnecessary (stage 4 when `motion.file` is given).
     """
 
     id: str
@@ -46,6 +50,8 @@ class Stage:
     title: str
     about: str
     clip_sections: tuple[str, ...] = ()
+    input_file: str = ""
+    skip_when: str = ""
 
     def run_function(self):
         """The stage function (imported on first use: this table stays free of heavy imports)."""
@@ -57,9 +63,32 @@ class Stage:
 
     def uses_clip(self, conf) -> bool:
         """Whether this stage needs the CLIP encoder under `conf` (a `config.Config`)."""
+        if self.file_given(conf):
+            return False
         if self.clip == "optimize":
             return conf.params(self.section).generator == "optimize"
         return bool(self.clip)
+
+    def file_given(self, conf) -> str:
+        """The user file of `input_file` under `conf` ("" when the stage works from its upstream stages)."""
+        return _setting(conf, self.input_file) if self.input_file else ""
+
+    def skipped(self, conf) -> bool:
+        """Whether the stage is not needed under `conf` (`skip_when` is set)."""
+        return bool(self.skip_when and _setting(conf, self.skip_when))
+
+    def upstream_for(self, conf) -> tuple[str, ...]:
+        """The earlier stages it reads under `conf`: none when its input file is given."""
+        return () if self.file_given(conf) else self.upstream
+
+    def prompts_for(self, conf) -> tuple[str, ...]:
+        """The prompts it reads under `conf`: none when its input file is given."""
+        return () if self.file_given(conf) else self.prompts
+
+
+def _setting(conf, key: str):
+    section, name = key.split(".", 1)
+    return getattr(conf.params(section), name)
 
 
 def _resolve(path: str):
@@ -88,12 +117,16 @@ STAGES: tuple[Stage, ...] = (
     Stage("04", "04_poses", "04_pose_retrieval", _P + "run_poses", "poses", "avatarclip_core.motion.params:PoseParams", ("motion",), True, (), False,
           ("candidate_*.png",), "Stage 4 — candidate poses",
           "Scores a library of poses retargeted from CMU mocap with CLIP against the motion prompt and keeps the top "
-          "K distinct ones (AvatarCLIP §4.1). Writes `04_poses/candidates.npz` and `candidate_XX.png`."),
+          "K distinct ones (AvatarCLIP §4.1). Writes `04_poses/candidates.npz` and `candidate_XX.png`. Skipped when "
+          "a motion file drives the avatar (stage 5).", skip_when="motion.file"),
     Stage("05", "05_motion", "05_motion", _P + "run_motion", "motion", "avatarclip_core.motion.params:MotionParams", ("motion",), "optimize", ("04_poses",), False,
           ("preview.mp4",), "Stage 5 — motion",
           "Turns the ranked candidate poses into a smooth motion (AvatarCLIP §4.2), then gives it a root trajectory "
           "and plants its feet on the floor (foot contact, foot locking). Writes `05_motion/motion.npz`, "
-          "`motion.bvh` and `preview.mp4` (the plain body moving on the floor).", clip_sections=("poses",)),
+          "`motion.bvh` and `preview.mp4` (the plain body moving on the floor). With a motion file "
+          "(`--motion-file my.bvh`, setting `motion_file`) it retargets that BVH clip onto the body instead and "
+          "stage 4 is skipped.",
+          clip_sections=("poses",), input_file="motion.file"),
     Stage("06", "06_video", "06_video_render", _P + "run_video", "video", "avatarclip_core.animate.params:VideoParams", (), False,
           ("01_shape", "03_texture", "05_motion"), False, ("avatar.mp4", "avatar.glb"),
           "Stage 6 — animated avatar and video",

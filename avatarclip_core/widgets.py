@@ -56,7 +56,7 @@ def setup() -> None:
 
 
 def configure(run_name: str, stage_ids, preset: str = "", clip_model: str = "", overrides: dict | None = None,
-              exp_root: str = "", shape: str = "", appearance: str = "", motion: str = ""):
+              exp_root: str = "", shape: str = "", appearance: str = "", motion: str = "", motion_file: str = ""):
     """Validated (Config, RunDir) for a notebook's settings cell.
 
     Args:
@@ -65,6 +65,8 @@ def configure(run_name: str, stage_ids, preset: str = "", clip_model: str = "", 
         preset, clip_model: "" keeps the run's own (run.conf), a new run gets the default preset / CLIP.
         overrides: {"section.key": value}. exp_root: "" = `paths.exp_root()`.
         shape, appearance, motion: the prompts; "" keeps the run's prompt.
+        motion_file: a BVH clip that drives the avatar (`motion.file`: stage 5 retargets it, stage 4 and the
+            motion prompt are not needed); "" keeps the run's setting.
     Returns: (conf, run); `run.conf` is written (the merged settings, see `config.load_run_config`).
     Raises:
         UpstreamMissing: an earlier stage this notebook's stages read has not finished in this run (checked first:
@@ -79,17 +81,23 @@ def configure(run_name: str, stage_ids, preset: str = "", clip_model: str = "", 
     overrides = dict(overrides or {})
     if clip_model:
         overrides["run.clip_model"] = clip_model
+    if motion_file:
+        overrides["motion.file"] = str(Path(motion_file).expanduser().resolve())
+    from .pipeline import check_motion_file
     from .rundir import RunDir
 
-    ids = [stages.get(sid).folder for sid in stage_ids]
-    for folder in ids:
-        for up in stages.get(folder).upstream:
+    conf = load_run_config(root, preset, overrides, {"shape": shape, "appearance": appearance, "motion": motion})
+    specs = [s for s in (stages.get(sid) for sid in stage_ids) if not s.skipped(conf)]
+    ids = [s.folder for s in specs]
+    for spec in specs:
+        for up in spec.upstream_for(conf):
             if up not in ids:
                 RunDir(root).require(up)
-    conf = load_run_config(root, preset, overrides, {"shape": shape, "appearance": appearance, "motion": motion})
-    for sid in stage_ids:
-        for prompt in stages.get(sid).prompts:
+    for spec in specs:
+        for prompt in spec.prompts_for(conf):
             conf.prompts.require(prompt)
+        if spec.file_given(conf):
+            check_motion_file(conf)
     run = prepare_run(root, conf)
     _display(_html(settings_html(conf, run.root)))
     return conf, run
@@ -188,6 +196,10 @@ def run_stage(run, conf, stage_id: str, progress: bool = True) -> dict:
 
     Raises: what the stage raises (ConfigError, FileNotFoundError for a missing upstream stage, …)."""
     spec = stages.get(stage_id)
+    if spec.skipped(conf):
+        _display(_html(f"<small>{html.escape(spec.title)}: not needed, {html.escape(spec.skip_when)} is given — "
+                       "skipped.</small>"))
+        return None
     live = LivePreview(spec.folder) if spec.live else None
     manifest = spec.run_function()(run, conf, progress=progress, on_progress=live)
     show_results(run, spec.id)

@@ -42,7 +42,12 @@ def badges(notebook: str) -> str:
             f"(https://console.paperspace.com/github/{path})")
 
 
-def settings_cell(prompts, quickstart: bool):
+def file_settings(ids):
+    """Notebook names of the stages' input-file settings (`Stage.input_file` "motion.file" → "motion_file")."""
+    return [stages.get(i).input_file.replace(".", "_") for i in ids if stages.get(i).input_file]
+
+
+def settings_cell(prompts, quickstart: bool, files=()):
     keep = "" if quickstart else " Empty = as this run already has it (from an earlier notebook or the CLI)."
     lines = ["# @title Settings { display-mode: \"form\" }",
              "# Fill these in (a form on Colab), then Run All (Colab: Runtime ▸ Run all; Jupyter: Run ▸ Run All "
@@ -51,6 +56,10 @@ def settings_cell(prompts, quickstart: bool):
              'run_name = "demo"  # @param {type:"string"}']
     for p in prompts:
         lines.append(f'{p} = "{EXAMPLES[p] if quickstart else ""}"  # @param {{type:"string"}}')
+    for f in files:
+        lines.append(f'{f} = ""  # @param {{type:"string"}}')
+        lines.append("# ↑ optional: a BVH clip (any humanoid skeleton) that drives the avatar instead of the prompt; "
+                     "stage 4 is then skipped")
     if quickstart:
         lines += ['preset = "small"  # @param ["tiny", "small", "full", "fast"]',
                   'clip_model = "ViT-B-32"  # @param ["ViT-B-32", "ViT-L-14", "tiny"] {allow-input: true}']
@@ -66,7 +75,7 @@ def settings_cell(prompts, quickstart: bool):
 
 
 def configure_cell(ids, prompts):
-    args = "".join(f", {p}={p}" for p in prompts)
+    args = "".join(f", {p}={p}" for p in (*prompts, *file_settings(ids)))
     return nbf.v4.new_code_cell(f"conf, run = nb.configure(run_name, {list(ids)!r}, preset, clip_model, overrides, "
                                 f"exp_root{args})")
 
@@ -87,7 +96,8 @@ def stage_notebook(stage):
         nbf.v4.new_markdown_cell(f"# {stage.title}\n\n{badges(stage.notebook)}\n\n{stage.about}\n\n"
                                  "Fill the settings, then run all cells. A finished stage is skipped; an "
                                  "interrupted one resumes from its last checkpoint."),
-        nbf.v4.new_code_cell(INSTALL), settings_cell(stage.prompts, False), configure_cell([stage.id], stage.prompts),
+        nbf.v4.new_code_cell(INSTALL), settings_cell(stage.prompts, False, file_settings([stage.id])),
+        configure_cell([stage.id], stage.prompts),
         nbf.v4.new_code_cell(f'manifest = nb.run_stage(run, conf, "{stage.id}")'),
     ])
 
@@ -99,7 +109,7 @@ def quickstart():
         "appearance, motion. Out: a sculpted, textured avatar (`exp/<run>/03_texture/avatar.ply`), its motion and "
         "`exp/<run>/06_video/avatar.mp4` / `avatar.glb`, shown below as they finish. Notebooks 01–06 run one stage "
         "each on the same run folder."),
-        nbf.v4.new_code_cell(INSTALL), settings_cell(prompts, True),
+        nbf.v4.new_code_cell(INSTALL), settings_cell(prompts, True, file_settings(stages.BY_ID)),
         configure_cell([s.id for s in stages.STAGES], prompts)]
     cells[-1].source += "\nmanifests = {}"
     for stage in stages.STAGES:

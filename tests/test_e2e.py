@@ -138,6 +138,49 @@ def test_eval_scores_the_red_avatar_with_another_model_only(red_run):
     assert blue["r_precision"] < 0.5 and blue["clip_score"] < figures["clip_score"] - 0.5
 
 
+def test_motion_file_drives_the_avatar_and_skips_stage_4(red_run, tmp_path):
+    """`--motion-file`: one CLI run of the notebooks 04-06 on a copy of the red run; stage 4 is skipped, stage 5
+    retargets the user's BVH (Mixamo names, fingers, centimetres) onto the run's stage-1 body, stage 6 animates."""
+    import shutil
+
+    import torch
+    from test_retarget import _mixamo_rig, _motion, _write_rig
+
+    from avatarclip_core.body import get_body_model
+    from avatarclip_core.motion import retarget_bvh
+
+    run = red_run[0]
+    exp = tmp_path / "exp"
+    shutil.copytree(run, exp / "mf", ignore=shutil.ignore_patterns(".cache", "notebooks"))
+    poses, root = _motion(T=20, seed=4)
+    bvh = _write_rig(tmp_path / "my clip.bvh", poses, root, *_mixamo_rig(), scale=100.0)
+    before = json.loads((exp / "mf/06_video/manifest.json").read_text())["inputs_hash"]
+    proc = run_cli("--run", "mf", "--clip", "oracle:color", "--stages", "04,05,06", "--motion-file", str(bvh),
+                   exp_root=exp)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[04_poses] not needed" in proc.stdout and "== 04_pose_retrieval ==" not in proc.stdout
+    m5 = json.loads((exp / "mf/05_motion/manifest.json").read_text())
+    assert m5["inputs"]["file_sha256"] and m5["inputs"]["prompts"] == {} and list(m5["upstream"]) == ["01_shape"]
+    assert m5["figures"]["skeleton"] == "mixamo" and m5["figures"]["unit"] == "cm"
+    # motion.npz = the retarget of the file onto the stage-1 body
+    body = get_body_model("anny")
+    shape = torch.tensor(json.loads((exp / "mf/01_shape/shape.json").read_text())["shape"])
+    _, rest = body.rest(shape[None])
+    clip = retarget_bvh(bvh, rest[0])
+    motion = np.load(exp / "mf/05_motion/motion.npz")
+    assert motion["poses"].shape == (20, 22, 3) and np.allclose(motion["poses"], clip.poses.numpy(), atol=1e-5)
+    assert np.allclose(motion["root_translation"], clip.root_translation.numpy(), atol=1e-5)
+    assert np.abs(motion["root_translation"][-1, 2] - motion["root_translation"][0, 2]) > 0.3  # it walks forward
+    # stage 6 re-ran on the new motion: GLB and video of 20 frames
+    m6 = json.loads((exp / "mf/06_video/manifest.json").read_text())
+    assert m6["inputs_hash"] != before or m6["upstream"]["05_motion"] == m5["inputs_hash"]
+    assert m6["upstream"]["05_motion"] == m5["inputs_hash"]
+    frames, _ = read_video(exp / "mf/06_video/avatar.mp4")
+    assert len(frames) == 20 and frames.std() > 5
+    glb = trimesh.load(exp / "mf/06_video/avatar.glb")
+    assert len(glb.geometry) >= 1 and (exp / "mf/06_video/avatar.glb").stat().st_size > 10_000
+
+
 def test_size_oracle_tall_picks_taller_body_than_short(tmp_path):
     heights = {}
     for word in ("tall", "short"):
@@ -153,6 +196,8 @@ def test_size_oracle_tall_picks_taller_body_than_short(tmp_path):
     (["--preset", "huge", "--shape", "x"], "unknown preset 'huge'"),
     (["--shape", "x", "--set", "texture.schedule.iterations=-3"], "iterations"),
     (["--shape", "x", "--body", "smpl", "--stages", "01"], "SMPL_NEUTRAL"),
+    (["--stages", "05", "--motion-file", "no/such/clip.bvh"], "no such file"),
+    (["--stages", "05", "--motion-file", "clip.txt"], "motion.file"),
 ])
 def test_bad_input_fails_fast_with_a_clear_error(tmp_path, args, message):
     start = time.time()

@@ -265,3 +265,39 @@ def test_unmappable_skeleton_lists_missing_joints_and_a_map_fixes_it(tmp_path):
         retarget_bvh(path, joint_map={"left_wrist": "Nope"})
     with pytest.raises(SkeletonMapError, match="left_hand"):
         retarget_bvh(path, joint_map={"left_hand": "Bone_017"})
+
+
+def test_sides_from_rest_geometry_when_names_have_none():
+    # our skeleton, the right limbs first in the file and no side in any name: the toes' direction tells left
+    from avatarclip_core.motion.bvh_mapping import map_skeleton
+
+    order = [0, 2, 5, 8, 11, 1, 4, 7, 10, 3, 6, 9, 12, 15, 14, 17, 19, 21, 13, 16, 18, 20]
+    base = {"pelvis": "Root", "spine1": "Spine1", "spine2": "Spine2", "spine3": "Chest", "neck": "Neck", "head": "Head"}
+    part = {"hip": "UpLeg", "knee": "Knee", "ankle": "Ankle", "foot": "Toe", "collar": "Clavicle",
+            "shoulder": "Arm", "elbow": "Elbow", "wrist": "Wrist"}
+    names, parents = [], []
+    for j in order:
+        n = skeleton.JOINT_NAMES[j]
+        names.append(base.get(n) or f"{part[n.split('_')[1]]}{'A' if n.startswith('right') else 'B'}")
+        parents.append(-1 if j == 0 else order.index(skeleton.PARENTS[j]))
+    rest = DEFAULT_REST_JOINTS.double().numpy()[order]
+    smap = map_skeleton(names, parents, rest, rest + np.array([0, 0, 0.05]), rest[None])
+    assert smap.sources["left_hip"] == "UpLegB" and smap.sources["right_wrist"] == "WristA"
+    assert smap.sources["left_collar"] == "ClavicleB" and smap.sources["left_foot"] == "ToeB"
+
+
+def test_motion_file_is_checked_before_any_work(tmp_path):
+    from avatarclip_core.config import ConfigError, load_config
+    from avatarclip_core.pipeline import check_motion_file
+
+    poses, root = _motion(T=4, seed=3)
+    names = list(SMPL_NAMES)
+    names[J["head"]] = "Skull_top"
+    bad = _write_rig(tmp_path / "nohead.bvh", poses, root, names, {})
+    with pytest.raises(ConfigError, match=r"motion.file.*could not find \['head'\].*Skull_top.*motion.joint_map"):
+        check_motion_file(load_config("tiny", overrides={"motion.file": str(bad)}))
+    (tmp_path / "broken.bvh").write_text("HIERARCHY\nROOT x {\n")
+    with pytest.raises(ConfigError, match="broken.bvh"):
+        check_motion_file(load_config("tiny", overrides={"motion.file": str(tmp_path / "broken.bvh")}))
+    (tmp_path / "map.json").write_text('{"joints": {"head": "Skull_top"}}')
+    check_motion_file(load_config("tiny", overrides={"motion.file": str(bad), "motion.joint_map": str(tmp_path / "map.json")}))

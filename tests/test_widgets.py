@@ -78,6 +78,19 @@ def test_missing_upstream_stage_is_said_before_an_empty_prompt(tmp_path, shown):
     assert len(UpstreamMissing("x")._render_traceback_()) == 1
 
 
+def test_motion_file_setting_needs_no_prompt_or_stage_4(tmp_path, shown):
+    from test_retarget import SMPL_NAMES, _motion, _write_rig
+
+    bvh = _write_rig(tmp_path / "clip.bvh", *_motion(T=4), list(SMPL_NAMES), {})
+    conf, run = widgets.configure("r4", ["04", "05"], "tiny", "tiny", {}, str(tmp_path / "exp"),
+                                  motion_file=str(bvh))  # no motion prompt, no finished stage 4
+    assert conf.params("motion").file == str(bvh.resolve()) and conf.prompts.motion == ""
+    assert widgets.run_stage(run, conf, "04") is None and not run.path("04_poses").exists()
+    assert "not needed" in shown[-1].data
+    with pytest.raises(ConfigError, match="no such file"):
+        widgets.configure("r4", ["05"], "", "", {}, str(tmp_path / "exp"), motion_file=str(tmp_path / "nope.bvh"))
+
+
 def test_live_preview_updates_one_area_in_place(shown):
     live = widgets.LivePreview("03_texture")
     handle = shown[-1]
@@ -145,8 +158,10 @@ def test_every_notebook_installs_itself_and_offers_its_stage_prompts():
         path = ROOT / "notebooks" / f"{stage.notebook}.ipynb"
         cells, params = _params(path)
         names = set(pm.inspect_notebook(str(path)))
-        assert names == {"run_name", "preset", "clip_model", "overrides", "exp_root", *stage.prompts}, path.name
-        for prompt in stage.prompts:
+        files = [stage.input_file.replace(".", "_")] if stage.input_file else []  # stage 5: motion_file
+        assert names == {"run_name", "preset", "clip_model", "overrides", "exp_root", *stage.prompts, *files}, \
+            path.name
+        for prompt in (*stage.prompts, *files):
             assert f'{prompt} = ""  # @param {{type:"string"}}' in params  # a Colab form field
         first_code = next(c for c in cells if c["cell_type"] == "code")
         assert "find_spec(\"avatarclip_core\") is None" in "".join(first_code["source"])

@@ -1,4 +1,4 @@
-"""Motion: BVH retargeting, the pose library, stage 4 (text → poses by CLIP retrieval) and stage 5
+"""Motion: BVH retargeting (any humanoid skeleton, `bvh_mapping`), the pose library, stage 4 (text → poses by CLIP retrieval) and stage 5
 (poses → motion by interpolation or the MotionOptimizer, BVH export), the open pose/motion priors.
 docs/method.md §6; docs/design.md §2 (04_poses, 05_motion).
 
@@ -14,7 +14,9 @@ _EXPORTS = {
     "contact": ("ContactResult", "align_floor", "apply_contact", "contact_root", "detect_contact", "floor_height",
                 "foot_clearance", "ground_root", "lock_feet", "two_bone_ik"),
     "metrics": ("foot_skate", "floor_figures", "jitter", "joint_limit_violations", "motion_metrics"),
-    "bvh_retarget": ("DEFAULT_REST_JOINTS", "RetargetedClip", "bone_direction_error", "read_bvh", "retarget_bvh"),
+    "bvh_retarget": ("DEFAULT_REST_JOINTS", "RetargetedClip", "bone_direction_error", "direction_errors",
+                     "end_direction_error", "read_bvh", "retarget_bvh"),
+    "bvh_mapping": ("SkeletonMapError", "load_joint_map", "map_skeleton"),
     "params": ("ContactParams", "MotionParams", "PoseParams"),
     "interpolation": ("anchor_frames", "interpolate_motion"),
     "pose_library": ("PoseLibrary", "load_pose_library", "pose_distance", "remove_heading"),

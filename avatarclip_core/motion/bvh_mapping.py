@@ -299,8 +299,10 @@ def map_skeleton(names: list[str], parents: list[int], rest: np.ndarray, rest_en
     if foot.get("unsided") or hand.get("unsided"):
         fwd = sum((rest_end[foot[s]] if toe_of[s] is None else rest[toe_of[s]]) - rest[foot[s]] for s in ("L", "R"))
         left = np.cross(up_rest, fwd)
-        _swap_if_needed(points, src, left, rest, "hip", foot.get("unsided"))
-        _swap_if_needed(points, src, left, rest, "shoulder", hand.get("unsided"))
+        if _swap_if_needed(points, src, left, rest, "hip", foot.get("unsided")):
+            paths["lf"], paths["rf"] = paths["rf"], paths["lf"]
+        if _swap_if_needed(points, src, left, rest, "shoulder", hand.get("unsided")):
+            paths["lh"], paths["rh"] = paths["rh"], paths["lh"]
         J = {n: points[n][0][1] for n in points}
         hip_c = 0.5 * (rest[J["left_hip"]] + rest[J["right_hip"]])
         foot = {"L": J["left_ankle"], "R": J["right_ankle"]}
@@ -469,17 +471,18 @@ def _toe(foot: int, children, parsed, rest, eps) -> int | None:
     return (named or kids or [None])[0]
 
 
-def _swap_if_needed(points, src, left, rest, part, unsided):
+def _swap_if_needed(points, src, left, rest, part, unsided) -> bool:
+    """Swap the left and right legs ("hip") or arms ("shoulder") when the one called left lies on the body's right
+    (`left`: the body's left direction in the rest pose). Returns whether it swapped."""
     if not unsided:
-        return
-    names = {"hip": ("hip", "knee", "ankle", "foot"), "shoulder": ("shoulder", "elbow", "wrist", "collar")}[part]
-    a = points[f"left_{part}"][0][1]
-    b = points[f"right_{part}"][0][1]
-    if (rest[a] - rest[b]) @ left < 0:
-        for n in names:
-            if f"left_{n}" in points:
-                points[f"left_{n}"], points[f"right_{n}"] = points[f"right_{n}"], points[f"left_{n}"]
-                src[f"left_{n}"], src[f"right_{n}"] = src[f"right_{n}"], src[f"left_{n}"]
+        return False
+    names = {"hip": ("hip", "knee", "ankle"), "shoulder": ("shoulder", "elbow", "wrist")}[part]
+    if (rest[points[f"left_{part}"][0][1]] - rest[points[f"right_{part}"][0][1]]) @ left >= 0:
+        return False
+    for n in names:
+        points[f"left_{n}"], points[f"right_{n}"] = points[f"right_{n}"], points[f"left_{n}"]
+        src[f"left_{n}"], src[f"right_{n}"] = src[f"right_{n}"], src[f"left_{n}"]
+    return True
 
 
 def _pass_through(j: int, children, parsed, rest, eps) -> int:

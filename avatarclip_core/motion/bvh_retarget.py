@@ -153,6 +153,7 @@ def read_bvh(path: str | os.PathLike) -> BvhClip:
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"BVH file not found: {path}")
+    _check_bvh_text(path)
     try:
         bvh = bvhio.readAsBvh(str(path))
         layout = bvh.Root.layout()
@@ -187,6 +188,41 @@ def read_bvh(path: str | os.PathLike) -> BvhClip:
             rest[j] = rest[p] + offsets[j]
     ends = wp + (wr @ end[None, :, :, None])[..., 0]
     return BvhClip(names, parents, wp, ends, float(bvh.FrameTime), wr, rest, rest + end)
+
+
+def _check_bvh_text(path) -> None:
+    """Raise ValueError unless the file has the BVH sections bvhio needs: HIERARCHY with balanced braces, MOTION,
+    `Frames: N`, `Frame Time: t` and N data lines (bvhio loops forever on a file truncated before them)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+    except OSError as e:
+        raise ValueError(f"{path} cannot be read ({e})") from None
+    heads = [i for i, ln in enumerate(lines) if ln.upper().startswith("MOTION")]
+    problem = None
+    if not lines or not lines[0].upper().startswith("HIERARCHY"):
+        problem = "it does not start with HIERARCHY"
+    elif not heads:
+        problem = "it has no MOTION section"
+    else:
+        m = heads[0]
+        hierarchy = " ".join(lines[:m])
+        frames = lines[m + 1] if m + 1 < len(lines) else ""
+        if hierarchy.count("{") != hierarchy.count("}") or "{" not in hierarchy:
+            problem = "its HIERARCHY braces do not balance (truncated?)"
+        elif not frames.lower().startswith("frames:") or m + 2 >= len(lines) or \
+                not lines[m + 2].lower().startswith("frame time:"):
+            problem = "MOTION is not followed by 'Frames: N' and 'Frame Time: t'"
+        else:
+            try:
+                n = int(frames.split(":", 1)[1])
+            except ValueError:
+                n = -1
+            have = len(lines) - (m + 3)
+            if n < 1 or have < n:
+                problem = f"the header says Frames: {frames.split(':', 1)[1].strip()} but {have} frame lines follow"
+    if problem:
+        raise ValueError(f"{path} is not a readable BVH file: {problem}")
 
 
 def map_joints(clip: BvhClip, joint_map: dict | str | os.PathLike | None = None,

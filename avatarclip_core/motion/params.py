@@ -177,6 +177,14 @@ class MotionParams(Params):
         sigma: "optimize": silhouette edge softness (pixels) of those renders.
         contact: the root-motion and foot-contact post-process applied to every generator's output
             (`ContactParams`, keys `motion.contact.*`).
+        file: a BVH clip that drives the avatar instead ("" = generate the motion from stage 4's candidates).
+            Retargeted onto the run's body skeleton (`bvh_retarget.retarget_bvh`, docs/method.md
+            "Retargeting"), resampled to `fps`; `num_frames`, `generator` and the motion prompt are then unused
+            and stage 4 is skipped. CLI: `--motion-file my.bvh`; notebooks: the setting `motion_file`.
+        file_fps: the clip's true capture rate in frames per second (0 = 1 / the header's Frame Time).
+        joint_map: a JSON joint map for skeletons the automatic mapping cannot read ("" = automatic):
+            {"joints": {"<our joint>": "<BVH joint>", …}, "unit_scale": metres per BVH unit, "up_axis": "z"}
+            (`bvh_mapping.load_joint_map`).
     """
 
     generator: str = param("interpolate", choices=MOTION_GENERATORS)
@@ -193,8 +201,16 @@ class MotionParams(Params):
     image_size: int = param(224, ge=1)
     sigma: float = param(0.5, gt=0, fix="an edge softness in pixels such as 0.5")
     contact: ContactParams = group(ContactParams)
+    file: str = ""
+    file_fps: float = param(0.0, ge=0, fix="0 = the BVH header's frame time")
+    joint_map: str = ""
 
     def relations(self):
+        # Existence, parsing and mapping are checked before stage 5 runs (`bvh_retarget.check_motion_file`).
+        yield (not self.file or self.file.lower().endswith(".bvh"), "file",
+               "give a .bvh file, or '' to generate the motion from the prompt")
+        yield (not self.joint_map or self.joint_map.lower().endswith(".json"), "joint_map",
+               'give a JSON file {"joints": {"left_wrist": "<BVH joint>", ...}} or \'\' (automatic)')
         yield (len(self.recon_coef) >= 1, "recon_coef",
                "give one or more non-negative weights, best candidate first, e.g. (1, 0.8, 0.6, 0.4, 0.2)")
         optimize = self.generator == "optimize"
