@@ -210,14 +210,30 @@ def _stats_row(name, d):
             f"{d['ang_speed_p99_rad_s']} / {d['ang_speed_max_rad_s']} |")
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_args(ap: argparse.ArgumentParser) -> None:
+    """The data, split and thread options shared by the prior builders (this script, build_pose_flow.py)."""
     ap.add_argument("--data", default=None, help="cmu_mocap folder (default ../shared/data/cmu_mocap)")
-    ap.add_argument("--out", default=str(ASSETS), help="output folder (default avatarclip_core/assets)")
+    ap.add_argument("--out", default=str(ASSETS), help="assets folder, read and written (default avatarclip_core/assets)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test-fraction", type=float, default=0.15)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", default=None, help="optional .pt file caching the retargeted clips")
+
+
+def load_dataset(args):
+    """`mocap_data.load_mocap` with the builders' options, or the retargeted clips of --cache (written on first use)."""
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.exists():
+        return torch.load(cache, weights_only=False)["ds"]
+    ds = load_mocap(args.data, args.test_fraction, args.seed)
+    if cache is not None:
+        torch.save(dict(ds=ds), cache)
+    return ds
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(ap)
     ap.add_argument("--max-upweight", type=float, default=10.0, help="category balance cap (category_weights)")
     ap.add_argument("--pose-steps", type=int, default=6000)
     ap.add_argument("--pose-batch", type=int, default=256)
@@ -250,13 +266,7 @@ def main(argv=None) -> None:
     t_start = time.time()
 
     # ------------------------------------------------------------------ data and split
-    cache = Path(args.cache) if args.cache else None
-    if cache is not None and cache.exists():
-        ds = torch.load(cache, weights_only=False)["ds"]
-    else:
-        ds = load_mocap(args.data, args.test_fraction, args.seed)
-        if cache is not None:
-            torch.save(dict(ds=ds), cache)
+    ds = load_dataset(args)
     ids, splits, cats, t_retarget = ds.clip_ids, ds.splits, ds.categories, ds.seconds
     lib = load_pose_library()
     same_split = lib.clip_ids == ids and lib.splits == splits

@@ -25,26 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from avatarclip_core import skeleton  # noqa: E402
 from avatarclip_core.io import atomic_write_json, atomic_write_text  # noqa: E402
 from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS  # noqa: E402
-from avatarclip_core.motion.mocap_data import load_mocap  # noqa: E402
-from avatarclip_core.motion.priors import (ASSETS, axis_angle_to_rot6d, joint_positions, rot6d_to_rotmat,  # noqa: E402
+from avatarclip_core.motion.priors import (axis_angle_to_rot6d, joint_positions, rot6d_to_rotmat,  # noqa: E402
                                            save_prior, within_limits)
 
-from build_motion_priors import _lr, _r  # noqa: E402  (the priors' schedule and rounding; same folder)
+from build_motion_priors import _lr, _r, add_data_args, load_dataset  # noqa: E402  (the priors' schedule and rounding; same folder)
 
 REST = DEFAULT_REST_JOINTS
-
-
-def _load_clips(args):
-    """(clip ids, splits, pose tensors (T_c, 22, 3)) from `load_mocap`, or from the --cache that
-    scripts/build_motion_priors.py writes (the same retarget and held-out split)."""
-    cache = Path(args.cache) if args.cache else None
-    if cache is not None and cache.exists():
-        ds = torch.load(cache, weights_only=False)["ds"]
-    else:
-        ds = load_mocap(args.data, args.test_fraction, args.seed)
-        if cache is not None:
-            torch.save(dict(ds=ds), cache)
-    return ds.clip_ids, ds.splits, [c.poses for c in ds.clips]
 
 
 # ----------------------------------------------------------------------------------------------- pose flow
@@ -168,12 +154,7 @@ FLOW_SECTION = "## Pose flow (`pose_flow.pt`)"
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=None, help="cmu_mocap folder (default ../shared/data/cmu_mocap)")
-    ap.add_argument("--out", default=str(ASSETS), help="folder with pose_vae.pt; outputs go there too")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--test-fraction", type=float, default=0.15)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--cache", default=None, help="optional .pt file caching the retargeted clips")
+    add_data_args(ap)
     ap.add_argument("--num-samples", type=int, default=2000, help="decoded samples for the figures")
     ap.add_argument("--flow-steps", type=int, default=1500)
     ap.add_argument("--flow-hidden", type=int, default=128, help="width of the flow's s/t nets (reference 256)")
@@ -182,7 +163,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    ids, splits, clips = _load_clips(args)
+    ds = load_dataset(args)
+    ids, splits, clips = ds.clip_ids, ds.splits, [c.poses for c in ds.clips]
     build_flow(args, ids, splits, clips, argv)
 
 
