@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "start Ray on this machine")
     b.add_argument("--workers", type=int, default=None, help="CPUs of the embedded Ray (default: all)")
     e = sub.add_parser("eval", help="CLIP score and R-precision of a run's avatar under another CLIP model "
-                                    "(writes <run>/eval.json; docs/method.md, Evaluation)")
+                                    "(writes <run>/eval.json and the stage-3 manifest; docs/method.md, Evaluation)")
     e.add_argument("run", help="run name under the run root, or the path of a run folder")
     e.add_argument("--clip", default="ViT-L-14", help="evaluation CLIP model: open_clip name or checkpoint path "
                                                       "(default ViT-L-14; refused if it guided the run, see --force)")

@@ -189,7 +189,8 @@ def _schedule(ray, tqdm, rows, confs, root: Path, selected, progress: bool) -> N
         prepare_run(root / row.name, conf)
         refs = {}
         for s in selected:
-            if s.skipped(conf):  # e.g. stage 4 when the row gives a motion file
+            if s.skipped(conf):  # e.g. stage 4 when the row gives a motion file: said so in summary.csv
+                row.results[s.folder] = {"status": NOT_NEEDED, "stage": s.folder}
                 continue
             deps = [refs[u] for u in s.upstream_for(conf) if u in refs]
             if s.folder == "04_poses" and conf.params("poses").generator == "library":
@@ -213,21 +214,27 @@ def _schedule(ray, tqdm, rows, confs, root: Path, selected, progress: bool) -> N
     bar.close()
 
 
+#: The task result status of a stage the row's configuration leaves out (`Stage.skip_when`, e.g. stage 4 with a
+#: motion file); summary.csv shows it in the stage's seconds column.
+NOT_NEEDED = "not needed"
+
+
 def row_status(row: BatchRow) -> tuple[str, str]:
-    """("ok" | "failed" | "invalid", error) of a row after the batch."""
+    """("ok" | "failed" | "invalid", error) of a row after the batch; stages that were not needed count as ok."""
     if row.error:
         return "invalid", row.error
     bad = [r for r in row.results.values() if r.get("status") == "failed"]
     if bad:
         return "failed", f"{bad[0]['stage']}: {bad[0]['error']}"
-    if any(r.get("status") != "ok" for r in row.results.values()):
-        return "failed", next(r["error"] for r in row.results.values() if r.get("status") != "ok")
+    unfinished = [r for r in row.results.values() if r.get("status") not in ("ok", NOT_NEEDED)]
+    if unfinished:
+        return "failed", unfinished[0]["error"]
     return "ok", ""
 
 
 def write_summary(rows: list[BatchRow], root: Path, folders: list[str]) -> Path:
-    """`summary.csv`: one line per row — name, status, error, prompts, wall time per stage (s, from the manifests)
-    and the `SUMMARY_FIGURES` of each stage."""
+    """`summary.csv`: one line per row — name, status, error, prompts, wall time per stage (s, from the manifests;
+    `NOT_NEEDED` for a stage the row leaves out) and the `SUMMARY_FIGURES` of each stage."""
     import io as _io
 
     fig_cols = [f"{f}.{k}" for f in folders for k in SUMMARY_FIGURES.get(f, ())]
@@ -240,7 +247,8 @@ def write_summary(rows: list[BatchRow], root: Path, folders: list[str]) -> Path:
         run = RunDir(root / row.name) if not row.error else None
         manifests = {f: (run.manifest(f) if run else None) or {} for f in folders}
         w.writerow([row.name, status, error, *[row.prompts.get(k, "") for k in PROMPT_COLUMNS],
-                    *[manifests[f].get("wall_time_s", "") for f in folders],
+                    *[NOT_NEEDED if row.results.get(f, {}).get("status") == NOT_NEEDED
+                      else manifests[f].get("wall_time_s", "") for f in folders],
                     *[manifests[c.split(".")[0]].get("figures", {}).get(c.split(".", 1)[1], "") for c in fig_cols]])
     return atomic_write_text(root / "summary.csv", buf.getvalue())
 

@@ -12,7 +12,8 @@ camera). Each render is embedded by an evaluation encoder that should not be the
   distractor prompt (ties count as misses); `DISTRACTORS` are the appearance descriptions of AvatarCLIP's shipped
   examples (docs/method.md, "Evaluation"), in the same template, minus any equal to the avatar's own.
 
-The figures go to `<run>/eval.json`, one entry per evaluation model, written atomically under the run lock.
+The figures go to `<run>/eval.json` and the stage-3 manifest, one entry per evaluation model, written atomically under
+the run lock.
 """
 from __future__ import annotations
 
@@ -224,14 +225,24 @@ def evaluate_run(run_dir, encoder, *, prompt: str | None = None, distractors=DIS
 
 
 def record_evaluation(run_root: Path, model: str, figures: dict) -> Path:
-    """Merge `figures` into `<run_root>/eval.json` under `model` (atomic write under the run lock)."""
+    """Merge `figures` under `model` into `<run_root>/eval.json` and into the `evaluations` entry of the stage-3
+    manifest (`03_texture/manifest.json`, the stage the figures score; its inputs hash is unchanged, so the stage
+    stays finished). Atomic writes under the run lock. Returns the eval.json path."""
     from .io import atomic_write_json
 
-    path = Path(run_root) / EVAL_FILE
-    with run_lock(run_root):
+    def merged(path: Path, key: str) -> dict:
         try:
             data = json.loads(path.read_text()) if path.is_file() else {}
         except (OSError, ValueError):
-            data = {}  # a damaged file is replaced by this evaluation
-        data.setdefault("evaluations", {})[model] = figures
-        return atomic_write_json(path, data)
+            data = {}  # a damaged eval.json is replaced by this evaluation
+        data.setdefault(key, {})[model] = figures
+        return data
+
+    root = Path(run_root)
+    with run_lock(root):
+        out = atomic_write_json(root / EVAL_FILE, merged(root / EVAL_FILE, "evaluations"))
+        stage = RunDir(root).manifest("03_texture")  # None when missing or unreadable: left as it is
+        if stage is not None:
+            stage.setdefault("evaluations", {})[model] = figures
+            atomic_write_json(root / "03_texture" / "manifest.json", stage)
+        return out

@@ -96,3 +96,23 @@ def test_batch_notebook_runs_a_table_and_shows_the_gallery_inline(tmp_path):
     assert "class='card avatar' data-run='solo'" in html_out and "data:image/gif;base64," in html_out
     assert (tmp_path / "exp" / "nb" / "solo" / "06_video" / "avatar.glb").is_file()
     assert (tmp_path / "exp" / "nb" / "index.html").is_file() and (tmp_path / "exp" / "nb" / "summary.csv").is_file()
+
+
+def test_summary_says_a_stage_the_row_leaves_out_was_not_needed(tmp_path):
+    """A row with a motion file skips stage 4: summary.csv says "not needed" there, and the row is ok."""
+    from avatarclip_core.batch import NOT_NEEDED, BatchRow, row_status, write_summary
+
+    ok = {"status": "ok"}
+    own = BatchRow("own_clip", {"shape": "a person", "appearance": "a clown", "motion": ""},
+                   results={"04_poses": {"status": NOT_NEEDED, "stage": "04_poses"}, "05_motion": ok})
+    failed = BatchRow("broken", {"shape": "a person", "appearance": "a clown", "motion": "waving"},
+                      results={"04_poses": {"status": "skipped", "stage": "04_poses", "error": "upstream 01 failed"},
+                               "05_motion": ok})
+    (tmp_path / "own_clip" / "05_motion").mkdir(parents=True)
+    (tmp_path / "own_clip" / "05_motion" / "manifest.json").write_text(json.dumps({"wall_time_s": 1.5}))
+    assert row_status(own) == ("ok", "") and row_status(failed) == ("failed", "upstream 01 failed")
+    write_summary([own, failed], tmp_path, ["04_poses", "05_motion"])
+    with open(tmp_path / "summary.csv", newline="") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert rows["own_clip"]["04_poses.seconds"] == "not needed" and rows["own_clip"]["05_motion.seconds"] == "1.5"
+    assert rows["broken"]["04_poses.seconds"] == "" and rows["broken"]["status"] == "failed"

@@ -49,3 +49,25 @@ def test_eval_without_stage_3_names_the_stage_to_run(tmp_path):
     missing = _eval("nope", tmp_path=tmp_path)
     assert missing.returncode == 2 and "run 'nope' not found" in missing.stderr
     assert time.time() - start < 20 and not (tmp_path / "fresh" / "eval.json").exists()
+
+
+def test_figures_go_to_eval_json_and_the_stage3_manifest(tmp_path):
+    """`record_evaluation` merges per model into eval.json and the scored stage's manifest, keeping its inputs hash;
+    an unreadable manifest is left untouched."""
+    import json
+
+    from avatarclip_core.evaluate import record_evaluation
+
+    stage = tmp_path / "run" / "03_texture"
+    stage.mkdir(parents=True)
+    (stage / "manifest.json").write_text(json.dumps({"inputs_hash": "abc123", "files": {}}))
+    record_evaluation(tmp_path / "run", "ViT-L-14", {"clip_score": 0.3})
+    record_evaluation(tmp_path / "run", "ViT-B-16", {"clip_score": 0.2})
+    manifest = json.loads((stage / "manifest.json").read_text())
+    assert manifest["inputs_hash"] == "abc123" and manifest["files"] == {}
+    assert manifest["evaluations"] == {"ViT-L-14": {"clip_score": 0.3}, "ViT-B-16": {"clip_score": 0.2}}
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["evaluations"] == manifest["evaluations"]
+    (stage / "manifest.json").write_text("{damaged")
+    record_evaluation(tmp_path / "run", "ViT-L-14", {"clip_score": 0.4})
+    assert (stage / "manifest.json").read_text() == "{damaged"
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["evaluations"]["ViT-L-14"] == {"clip_score": 0.4}

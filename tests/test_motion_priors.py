@@ -236,7 +236,7 @@ def test_pose_generators_raise_the_oracle_score(body, generator):
 RAISE = dict(top_k=1, num_starts=16, num_iterations=20, lr=0.1, image_size=48, azimuths_deg=(0.0,))
 
 
-@pytest.mark.parametrize("generator", ["optimize", "latent"])
+@pytest.mark.parametrize("generator", ["optimize", "latent", "flow"])
 def test_optimisers_raise_both_arms_under_the_pose_oracle(body, generator):
     """'raising both arms' → both wrists above the head (FK of the returned candidates)."""
     from avatarclip_core.guidance.test_encoders import PoseOracle
