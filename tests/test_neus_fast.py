@@ -165,3 +165,42 @@ def test_sdf_mode_resume_skips_sdf_phase_and_matches(ellipsoid, tmp_path, monkey
     resumed = fit_neus_init(images, masks, cams, P8, tmp_path / "b", seed=0, progress=False, body=(V, F))
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def _quality_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+    spec = importlib.util.spec_from_file_location("bench_quality", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_quality_bench_reach_arithmetic():
+    """bench/quality.py: the bar is full's final score; fast's first evaluation at or above it, in real CPU seconds."""
+    q = _quality_bench()
+    runs = {"full": {"iterations": 300, "final_score": 0.5, "trace": [(0, 0.0, 0.1), (300, 90.0, 0.5)]},
+            "fast": {"iterations": 300, "final_score": 0.7, "trace": [(0, 0.0, 0.1), (50, 5.0, 0.45), (100, 10.0, 0.55)]}}
+    c = q.compare(runs, {"full": 10.0, "fast": 1.0})
+    assert c["bar_full_final_score"] == 0.5 and c["fast_iterations_to_bar"] == 100
+    assert c["full_cpu_seconds"] == 3000.0 and c["fast_cpu_seconds_to_bar"] == 100.0
+    assert c["ratio_cpu_seconds_fast_over_full"] == pytest.approx(100 / 3000, abs=1e-4)
+    runs["fast"]["trace"] = [(0, 0.0, 0.1), (300, 30.0, 0.49)]
+    assert q.compare(runs, {"full": 10.0, "fast": 1.0})["fast_reached"] is False
+
+
+def test_fast_texture_schedule_comes_from_the_quality_bench():
+    """confs/fast.conf's stage-3 iteration count is the one bench/quality.py recommended (bench/quality.json), whose
+    table has fast reaching full's final part-colour and geometry scores with ≤ 1/10 of full's CPU seconds."""
+    import json
+    from pathlib import Path
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "bench" / "quality.json").read_text())
+    iterations = load_config("fast").params("texture").schedule.iterations
+    assert iterations == rec["recommended_fast_iterations"]
+    for name in ("parts", "geometry"):
+        c = rec["oracles"][name]["compare"]
+        assert c["fast_reached"] and c["ratio_cpu_seconds_fast_over_full"] <= 0.1, (name, c)
+        assert c["fast_iterations_to_bar"] <= iterations
