@@ -17,6 +17,8 @@ samples (temperature 1) vs the data.
     python scripts/build_motion_priors.py [--data ../shared/data/cmu_mocap] [--seed 0] [--threads 1]
 
 Then rebuild the pose flow on the new pose VAE: `python scripts/build_pose_flow.py` (it refuses a stale VAE).
+`--parts motion` retrains the motion VAE alone: pose_vae.pt and pose_flow.pt stay as they are, and their figures
+(motion_priors.json, MOTION_PRIORS.md) are carried over from the previous build in --out.
 """
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ from avatarclip_core.motion.priors import (ASSETS, ROOT_FEATURES, MotionVAE, Pos
                                            rotmat_to_rot6d, save_prior, within_limits)
 
 REST = DEFAULT_REST_JOINTS
+FLOW_SECTION = "## Pose flow (`pose_flow.pt`)"  # written by build_pose_flow.py, kept by --parts motion
+POSE_SETTINGS = ("pose_steps", "pose_batch", "pose_lr", "pose_beta", "w_joint", "num_samples", "seed", "threads")
 
 
 def _lr(step, steps, lr):
@@ -254,7 +258,9 @@ def main(argv=None) -> None:
     ap.add_argument("--w-root", type=float, default=1.0, help="weight of the standardised root features")
     ap.add_argument("--w-traj", type=float, default=1.0, help="weight of the integrated root trajectory (per m²)")
     ap.add_argument("--num-samples", type=int, default=2000, help="N(0, I) pose samples for the limit figures")
-    ap.add_argument("--parts", default="pose,motion", help="priors to train (experiments: 'motion')")
+    ap.add_argument("--parts", default="pose,motion",
+                    help="priors to train; 'motion' keeps pose_vae.pt, pose_flow.pt and their figures in --out "
+                         "(motion_priors.json, MOTION_PRIORS.md) and retrains the motion VAE only")
     ap.add_argument("--jobs", type=int, default=1, choices=(1, 2),
                     help="2: train the pose VAE in a second process (each with --threads), same results")
     args = ap.parse_args(argv)
@@ -297,6 +303,18 @@ def main(argv=None) -> None:
                   train_poses_with_mirrors=len(train_poses), heldout_poses=len(test_poses), fps=30,
                   train_frames_per_category=cat_frames, train_sampling_mass_per_category=cat_mass),
     )
+
+    # an earlier build's pose VAE (and the pose flow trained on it) kept as they are with --parts motion
+    old_path = out / "motion_priors.json"
+    old = json.loads(old_path.read_text()) if old_path.exists() else {}
+    kept_pose = None
+    if "pose" not in parts and "pose_vae" in old and (out / "pose_vae.pt").exists():
+        kept_pose = dict(old["pose_vae"])
+        kept_pose.setdefault("command", old.get("command"))
+        kept_pose.setdefault("settings", {k: old.get("settings", {}).get(k) for k in POSE_SETTINGS})
+        record["pose_vae"] = kept_pose
+        if "pose_flow" in old:
+            record["pose_flow"] = old["pose_flow"]
 
     # ------------------------------------------------------------------ pose VAE (in a second process with --jobs 2)
     pose_job = None
@@ -371,7 +389,14 @@ def main(argv=None) -> None:
         record["pose_vae"] = dict(config=pose_vae.config, **pose_fig)
 
     # ------------------------------------------------------------------ write
-    if parts != {"pose", "motion"}:
+    if kept_pose is not None and "motion" in parts:
+        pose_fig, t_pose = kept_pose, kept_pose["train_seconds"]
+        ps = argparse.Namespace(**kept_pose["settings"])
+        pose_note = (f" (the pose VAE by `{kept_pose['command'].strip()}`, kept by `--parts motion` together with the "
+                     f"pose flow trained on it)")
+    else:
+        ps, pose_note = argparse.Namespace(**{k: getattr(args, k) for k in POSE_SETTINGS}), ""
+    if parts != {"pose", "motion"} and kept_pose is None:
         atomic_write_json(out / "motion_priors.json", record)
         print(f"wrote {out} ({', '.join(sorted(parts))} only; no MOTION_PRIORS.md)")
         return
@@ -380,12 +405,13 @@ def main(argv=None) -> None:
                                         f"{args.threads} threads", total_seconds=round(time.time() - t_start, 1))
     atomic_write_json(out / "motion_priors.json", record)
     s, sw, ro = stats, world, roots
+    pcfg = record["pose_vae"]["config"]
     skipped = (f" {len(ds.skipped)} clips of the tables were left out because their skeleton cannot be retargeted "
                f"yet ({', '.join(sorted(ds.skipped))})." if ds.skipped else "")
     md = f"""# Motion priors (`pose_vae.pt`, `motion_vae.pt`)
 
 Open replacements for AvatarCLIP's VPoser and motion VAE (docs/method.md §6, §6.2), trained on CMU mocap by
-`{record['command'].strip()}` (deterministic given `--seed` and `--threads`; every number below is in
+`{record['command'].strip()}`{pose_note} (deterministic given `--seed` and `--threads`; every number below is in
 `motion_priors.json`). Load with `avatarclip_core.motion.priors.load_pose_vae()` / `load_motion_vae()`.
 
 ## Data and split
@@ -401,15 +427,15 @@ category-balanced weights (`mocap_data.category_weights`: equal mass per categor
 
 ## Pose VAE (VPoser-like)
 MLP VAE over the 21 body joints' rotations (head, wrists and toes included) in 6D; 32-d latent, hidden
-{pose_vae.config['hidden']}, LeakyReLU, dropout {pose_vae.config['dropout']}; the global orientation is not modelled. Loss per
-pose: Σ 6D² + {args.w_joint}·Σ joint error² (m²) + {args.pose_beta}·KL; Adam lr {args.pose_lr} (warm-up, cosine), batch
-{args.pose_batch}, {args.pose_steps} steps.
+{pcfg['hidden']}, LeakyReLU, dropout {pcfg['dropout']}; the global orientation is not modelled. Loss per
+pose: Σ 6D² + {ps.w_joint}·Σ joint error² (m²) + {ps.pose_beta}·KL; Adam lr {ps.pose_lr} (warm-up, cosine), batch
+{ps.pose_batch}, {ps.pose_steps} steps.
 - Held-out MPJPE (posterior mean, root fixed): **{pose_fig['heldout_mpjpe_mm']} mm** (training subset {pose_fig['train_mpjpe_mm']} mm).
 - Joint limits: per joint and axis-angle component, the training data's 0.5–99.5th percentiles ± 0.05 rad.
-  Decoded N(0, I) samples ({args.num_samples}): {pose_fig['samples_within_limits']['joints']:.1%} of joints and
+  Decoded N(0, I) samples ({ps.num_samples}): {pose_fig['samples_within_limits']['joints']:.1%} of joints and
   {pose_fig['samples_within_limits']['poses']:.1%} of whole poses within limits (held-out data:
   {pose_fig['heldout_data_within_limits']['joints']:.1%} / {pose_fig['heldout_data_within_limits']['poses']:.1%}).
-- Training time: {t_pose:.0f} s ({args.threads} threads).
+- Training time: {t_pose:.0f} s ({ps.threads} threads).
 
 ## Motion VAE (ACTOR-like, with root)
 Transformer VAE over 60-frame windows (2 s at 30 fps) of `motion_features` (docs/method.md, Motion priors): per
@@ -461,9 +487,14 @@ Total build time {record['total_seconds']:.0f} s on {record['machine']} (retarge
 Trained on the CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu; created with funding from NSF
 EIA-0196217). CMU's terms: free for research; may be included in commercially-sold products, not resold directly.
 """
+    old_md = (out / "MOTION_PRIORS.md").read_text() if (out / "MOTION_PRIORS.md").exists() else ""
+    if "pose_flow" in record and FLOW_SECTION in old_md:  # the kept pose flow's section (build_pose_flow.py)
+        flow = FLOW_SECTION + old_md.split(FLOW_SECTION, 1)[1].split("\n## ", 1)[0].rstrip("\n")
+        head, tail = md.split("## Licence", 1)
+        md = head + flow + "\n\n## Licence" + tail
     atomic_write_text(out / "MOTION_PRIORS.md", md)
-    print(f"wrote {out}/pose_vae.pt, motion_vae.pt, motion_priors.json, MOTION_PRIORS.md in "
-          f"{record['total_seconds']:.0f} s")
+    written = "motion_vae.pt" if kept_pose is not None else "pose_vae.pt, motion_vae.pt"
+    print(f"wrote {out}/{written}, motion_priors.json, MOTION_PRIORS.md in {record['total_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS  # noqa: E40
 from avatarclip_core.motion.priors import (axis_angle_to_rot6d, joint_positions, rot6d_to_rotmat,  # noqa: E402
                                            save_prior, within_limits)
 
-from build_motion_priors import _lr, _r, add_data_args, load_dataset  # noqa: E402  (the priors' schedule and rounding; same folder)
+from build_motion_priors import FLOW_SECTION, _lr, _r, add_data_args, load_dataset  # noqa: E402  (the priors' schedule and rounding; same folder)
 
 REST = DEFAULT_REST_JOINTS
 
@@ -147,9 +147,6 @@ fingerprint `{fig['vae_fingerprint']}` (`load_pose_flow` checks it: retrain the 
     atomic_write_text(md_path, head.rstrip("\n") + "\n\n" + section + ("\n" + tail if tail else ""))
     print(f"wrote {path} ({fig['file_mb']} MB) and its figures in {time.time() - t0:.0f} s")
     return fig
-
-
-FLOW_SECTION = "## Pose flow (`pose_flow.pt`)"
 
 
 def main(argv=None) -> None:

@@ -146,7 +146,7 @@ def test_motion_samples_move_along_a_root_trajectory(motion_vae):
     recorded, without flips in 99 % of joint-frames, along a root trajectory in metres."""
     rec = FIGURES["motion_vae"]
     data_jitter = rec["statistics"]["heldout_data"]["jitter_m_s2"]
-    assert rec["jitter_ratio_samples_to_data"] > 0.3 and rec["heldout_mpjpe_mm"] < 95.0  # this build: 0.40, 89.4 mm
+    assert rec["jitter_ratio_samples_to_data"] > 0.3 and rec["heldout_mpjpe_mm"] < 95.0  # this build: 0.43, 77.0 mm
     with torch.no_grad():
         z = torch.randn(64, 256, generator=torch.Generator().manual_seed(2))
         R = motion_vae.decode_rotmat(z)
@@ -157,14 +157,16 @@ def test_motion_samples_move_along_a_root_trajectory(motion_vae):
     assert st["ang_speed_p99_rad_s"] < 30.0  # < 1 rad per frame at 30 fps in 99 % of joints-frames
     assert torch.equal(root[:, 0, [0, 2]], torch.zeros(64, 2))
     speed = (root[:, 1:, [0, 2]] - root[:, :-1, [0, 2]]).norm(dim=-1) * 30  # m/s
-    assert 0.1 < float(speed.mean()) < 3.0 and float(speed.max()) < 10.0  # the data: 0.51 m/s
+    assert 0.1 < float(speed.mean()) < 3.0  # the data: 0.53 m/s
+    # single-frame spikes: the data has them too (max 65 m/s at retarget seams, 99.9th percentile 3.5 m/s)
+    assert float(speed.quantile(0.999)) < 10.0 and float(speed.max()) < 30.0
     assert float(root[..., 1].abs().max()) < 1.0  # root height within a metre of standing
     # frame 0 faces +z up to the small heading the decoded pelvis tilt itself carries
     assert float(skeleton.heading_yaw(rot6d_to_rotmat(axis_angle_to_rot6d(poses[:, 0, 0]))).abs().mean()) < 0.2
 
 
-@pytest.mark.xfail(strict=True, reason="not reached yet: samples' jitter is 0.40 × the data's (target ≥ 0.5) and "
-                   "held-out MPJPE 89.4 mm (target ≤ 77.8 mm) after 3,600 steps on the shared CPU; MOTION_PRIORS.md")
+@pytest.mark.xfail(strict=True, reason="not reached yet: samples' jitter is 0.43 × the data's (target ≥ 0.5); "
+                   "held-out MPJPE 77.0 mm meets its target (≤ 77.8 mm) after 10,000 steps; MOTION_PRIORS.md")
 def test_motion_prior_targets():
     rec = FIGURES["motion_vae"]
     assert 0.5 <= rec["jitter_ratio_samples_to_data"] <= 2.0
