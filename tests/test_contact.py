@@ -87,6 +87,25 @@ def test_contact_keeps_a_given_root_and_off_means_off(walk_clip):
         apply_contact(poses, root[:10], REST, FPS)
 
 
+def test_auto_replaces_a_generator_root_that_makes_the_feet_skate(interpolated):
+    """A generator's root that travels while the legs do not step (a CLIP-optimised prior motion can) is replaced
+    by the contact-driven one under "auto"; "keep" keeps it and skates."""
+    poses, _ = interpolated
+    travelling = torch.zeros(poses.shape[0], 3)
+    travelling[:, 2] = torch.arange(poses.shape[0]) / FPS  # 1 m/s forward
+    auto = apply_contact(poses, travelling, REST, FPS)
+    keep = apply_contact(poses, travelling, REST, FPS, ContactParams(root="keep"))
+    assert auto.root_from_contact and not keep.root_from_contact
+    assert torch.equal(keep.root_translation[:, [0, 2]], travelling[:, [0, 2]])
+    skate_auto = foot_skate(_joints(auto.poses, auto.root_translation), REST, FPS)
+    skate_keep = foot_skate(_joints(keep.poses, keep.root_translation), REST, FPS)
+    assert skate_auto < 0.5 * skate_keep, (skate_auto, skate_keep)
+    # "contact" replaces the horizontal root rather than adding to it: the same result as from a zero root
+    forced = apply_contact(poses, travelling, REST, FPS, ContactParams(root="contact"))
+    zero = apply_contact(poses, torch.zeros_like(travelling), REST, FPS, ContactParams(root="contact"))
+    assert torch.allclose(forced.root_translation, zero.root_translation, atol=1e-6)
+
+
 def test_contact_root_plants_the_stance_foot():
     """Stepping in place with the root fixed: the contact-driven root makes the body walk over the stance foot."""
     T = 60

@@ -5,8 +5,9 @@ Any motion — poses (T, 22, 3) axis-angle + root translation (T, 3) metres on a
 kinematics (`skeleton.forward_kinematics`) — from the interpolation, the MotionOptimizer, a motion prior that
 predicts the root, or mocap, takes the same path (`apply_contact`, settings `ContactParams`):
 
-1. contact-driven root (`contact_root`): where the generator gave no horizontal root, the root moves so that
-   the foot joints near the floor stay where they are (the stance foot is planted and the body travels over it);
+1. contact-driven root (`contact_root`): where the generator gave no horizontal root (or one whose grounded feet
+   skate `root_skate_ratio` times faster than with this one), the root moves so that the foot joints near the floor stay where they are
+   (the stance foot is planted and the body travels over it);
 2. grounding (`ground_root`): a vertical root offset per frame puts the lowest foot joint on the floor;
 3. contact detection (`detect_contact`): per foot joint, height and horizontal speed thresholds with hysteresis;
 4. foot locking (`lock_feet`): a foot joint in contact is held at one floor position per contact by an analytic
@@ -340,6 +341,14 @@ class ContactResult:
     root_from_contact: bool
 
 
+def _skate(poses, root, rest, fps) -> float:
+    """Foot skating (`metrics.foot_skate`, m/s) of the motion with its root grounded (`ground_root`)."""
+    from .metrics import foot_skate
+
+    grounded = ground_root(poses, root, rest)
+    return foot_skate(world_joints(poses.double(), grounded.double(), rest.double())[0], rest.double(), fps)
+
+
 def apply_contact(poses: torch.Tensor, root: torch.Tensor | None, rest_joints: torch.Tensor, fps: float,
                   params: ContactParams | None = None) -> ContactResult:
     """The root-motion and foot-contact post-process (module docstring, steps 1–5; docs/method.md "Root motion
@@ -359,11 +368,14 @@ def apply_contact(poses: torch.Tensor, root: torch.Tensor | None, rest_joints: t
     poses, root, rest = _check(poses, root, rest_joints)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    derive = params.enabled and (params.root == "contact" or (params.root == "auto" and not root[:, [0, 2]].any()))
+    derive = params.enabled and params.root != "keep"
+    if derive:
+        xz = contact_root(poses, rest, fps, params.stance_softness, params.stance_speed).to(root.dtype)
+        derived = torch.stack([xz[:, 0], root[:, 1], xz[:, 2]], -1)  # replaces the horizontal root
+        if params.root == "auto" and root[:, [0, 2]].any():  # the generator's own root: kept unless it skates more
+            derive = _skate(poses, root, rest, fps) > params.root_skate_ratio * _skate(poses, derived, rest, fps)
+        root = derived if derive else root
     if params.enabled:
-        if derive:
-            xz = contact_root(poses, rest, fps, params.stance_softness, params.stance_speed).to(root.dtype)
-            root = torch.stack([root[:, 0] + xz[:, 0], root[:, 1], root[:, 2] + xz[:, 2]], -1)
         if params.ground:
             root = ground_root(poses, root, rest)
         if params.lock:

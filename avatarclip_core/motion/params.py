@@ -108,8 +108,12 @@ class ContactParams(Params):
     Attributes:
         enabled: run the post-process on every generator's output (False = the motion as generated).
         root: horizontal root trajectory: "auto" = derive it from foot contact when the generator gave none
-            (horizontal root zero in every frame: interpolation, the pose-only priors), else keep it;
-            "contact" = always derive it; "keep" = never.
+            (horizontal root zero in every frame: interpolation, the pose-only priors), else keep the generator's
+            (the motion prior's decoded root) unless its grounded feet skate more than `root_skate_ratio` times as
+            fast (`metrics.foot_skate`) as with the contact-driven one — a CLIP-optimised motion can keep travelling
+            while its legs stand still; "contact" = always derive it (replacing the generator's); "keep" = never.
+        root_skate_ratio: see root (2.0: a captured walk's own root skates 1.1× the derived one's, a travelling
+            root under standing legs 4×).
         stance_softness: metres; the contact-driven root moves so that the foot joints stay planted, each
             weighted by exp(−c / stance_softness), c = its height above the frame's lowest foot joint (a smaller
             value plants the lowest joint alone, a larger one averages the feet) …
@@ -131,6 +135,7 @@ class ContactParams(Params):
 
     enabled: bool = True
     root: str = param("auto", choices=("auto", "contact", "keep"))
+    root_skate_ratio: float = param(2.0, ge=1.0, fix="a ratio ≥ 1, e.g. 2")
     stance_softness: float = param(0.02, gt=0, le=1.0, fix="metres, e.g. 0.02")
     stance_speed: float = param(0.2, gt=0, le=10.0, fix="m/s, e.g. 0.2")
     ground: bool = True
