@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,16 +73,22 @@ def test_killed_at_three_points_in_every_stage_resumes_to_the_same_artifacts(tmp
     assert ref.returncode == 0, ref.stderr[-3000:]
     ref_root = exp / "ref"
     durations = {s: json.loads((ref_root / s / "manifest.json").read_text())["wall_time_s"] for s in stages.FOLDERS}
+    # The first run also computes the pose-library embeddings (cached for every later run), so its stage-4 time
+    # overstates the re-runs': time stage 4 again on a copy of the finished run, with the cache warm.
+    shutil.copytree(ref_root, exp / "warm", ignore=shutil.ignore_patterns(".cache", "04_poses"))
+    warm = subprocess.run(cli(exp, "warm") + ["--stages", "04"], capture_output=True, text=True, timeout=900)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    durations["04_poses"] = json.loads((exp / "warm/04_poses/manifest.json").read_text())["wall_time_s"]
 
     root = exp / "faulty"
     kills = {}
     for folder in stages.FOLDERS:
-        for fraction in (0.15, 0.5, 0.85):
+        for fraction in (0.1, 0.4, 0.7):  # of the reference's time: a re-run can be quicker, so not too late
             killed = kill_inside(cli(exp, "faulty"), root / folder / "started.json", fraction * durations[folder])
             kills[folder] = kills.get(folder, 0) + killed
     final = subprocess.run(cli(exp, "faulty"), capture_output=True, text=True, timeout=900)
     assert final.returncode == 0, final.stderr[-3000:]
-    assert all(n >= 2 for n in kills.values()), kills  # (a stage can finish before its last, latest kill point)
+    assert all(n >= 2 for n in kills.values()), (kills, durations)  # (a stage can finish before its last, latest kill point)
 
     want, got = artifacts(ref_root), artifacts(root)
     leftovers = sorted(set(got) - set(want))
