@@ -6,8 +6,8 @@ kinematics (`skeleton.forward_kinematics`) — from the interpolation, the Motio
 predicts the root, or mocap, takes the same path (`apply_contact`, settings `ContactParams`):
 
 1. contact-driven root (`contact_root`): where the generator gave no horizontal root (or one whose grounded feet
-   skate `root_skate_ratio` times faster than with this one), the root moves so that the foot joints near the floor stay where they are
-   (the stance foot is planted and the body travels over it);
+   skate `root_skate_ratio` times faster than with this one), the root moves so that the foot joints near the
+   floor stay where they are (the stance foot is planted and the body travels over it);
 2. grounding (`ground_root`): a vertical root offset per frame puts the lowest foot joint on the floor;
 3. contact detection (`detect_contact`): per foot joint, height and horizontal speed thresholds with hysteresis;
 4. foot locking (`lock_feet`): a foot joint in contact is held at one floor position per contact by an analytic
