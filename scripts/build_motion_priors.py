@@ -9,7 +9,9 @@ training material = the training clips plus their left-right mirrors, drawn with
 error + w_joint·Σ joint squared error (m², FK on the anny rest skeleton) + β·KL. Motion VAE (`MotionVAE`,
 60-frame windows at 30 fps, `motion_features`: pelvis tilt + 21 joints in 6D, heading rate, root velocity in
 the heading frame, root height): per frame the 6D and joint terms (22 joints, heading frame), the standardised
-root features, the integrated root trajectory, joint velocity and acceleration terms, + β·KL with free bits.
+root features, the integrated root trajectory, joint velocity and acceleration terms, + β·KL with free bits
+(`--frame-latent k`: a k-d code per frame besides the global one, its KL weighted by `--frame-beta`; progress
+lines with held-out MPJPE and sample jitter every `--eval-every` steps).
 Figures on the held-out clips: MPJPE (mm; body frame as before, and in the world with the decoded root),
 joint-limit rates of decoded N(0, I) pose samples, foot-skate / jitter / angular speed of decoded N(0, I) motion
 samples (temperature 1) vs the data.
@@ -147,10 +149,32 @@ def motion_terms(model, pred, true, args):
     return dict(rot6d=e6, joint=joint, vel=vel, acc=acc, root=root, traj=traj)
 
 
-def train_motion_vae(train, weights, args, gen):
-    """train: (W, 60, 136) feature windows, weights: (W,) sampling weights. Returns (model, seconds, losses)."""
+def motion_progress(model, heldout, gen):
+    """Held-out MPJPE (mm, body frame) and decoded-sample / data jitter of the model in eval mode — the two
+    figures the build is judged on, shown while it trains. heldout: (W, 60, 136)."""
+    def body(f):
+        return rot6d_to_rotmat(f[..., 6:132].reshape(*f.shape[:2], 21, 6))
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        rec = model.decode_features(model.encode_features(heldout)[0])
+        smp = model.decode_features(torch.randn(len(heldout), model.latent_dim, generator=gen))
+        out = dict(mpjpe_mm=float(mpjpe_mm(body(rec), body(heldout), REST)),
+                   jitter_ratio=motion_statistics(body(smp), REST)["jitter_m_s2"]
+                   / motion_statistics(body(heldout), REST)["jitter_m_s2"])
+    model.train(was_training)
+    return out
+
+
+def train_motion_vae(train, weights, args, gen, heldout=None):
+    """train: (W, 60, 136) feature windows, weights: (W,) sampling weights; heldout: optional (W', 60, 136)
+    windows for the `--eval-every` progress lines. Returns (model, seconds, losses)."""
     model = MotionVAE(num_frames=60, latent_dim=256, width=args.motion_width, num_layers=args.motion_layers,
-                      num_heads=4, ff_dim=2 * args.motion_width, dropout=args.motion_dropout)
+                      num_heads=4, ff_dim=2 * args.motion_width, dropout=args.motion_dropout,
+                      frame_latent_dim=args.frame_latent)
+    frame_beta = args.motion_beta if args.frame_beta is None else args.frame_beta
+    eval_gen = torch.Generator().manual_seed(args.seed + 2)
     root = train[..., 132:].reshape(-1, len(ROOT_FEATURES))
     model.feature_mean.copy_(root.mean(0))
     model.feature_std.copy_(root.std(0).clamp_min(1e-3))
@@ -164,8 +188,11 @@ def train_motion_vae(train, weights, args, gen):
         x = train[torch.multinomial(weights, args.motion_batch, replacement=True, generator=gen)]
         pred, mu, logvar = model(x)
         terms = motion_terms(model, pred, x, args)
-        terms["kl"] = _kl(mu, logvar, args.free_bits).mean()
-        loss = sum(w[k] * v for k, v in terms.items() if k != "kl") + args.motion_beta * terms["kl"]
+        G = model.global_dim
+        terms["kl"] = _kl(mu[:, :G], logvar[:, :G], args.free_bits).mean()
+        terms["kl_frames"] = _kl(mu[:, G:], logvar[:, G:], args.free_bits).mean()
+        loss = (sum(w[k] * v for k, v in terms.items() if k not in ("kl", "kl_frames"))
+                + args.motion_beta * terms["kl"] + frame_beta * terms["kl_frames"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -173,6 +200,10 @@ def train_motion_vae(train, weights, args, gen):
         hist.append([v.item() for v in terms.values()])
         if step % 100 == 0:
             bar.set_postfix({k: f"{v.item():.4g}" for k, v in terms.items()})
+        if heldout is not None and args.eval_every and (step + 1) % args.eval_every == 0:
+            p = motion_progress(model, heldout, eval_gen)
+            tqdm.write(f"step {step + 1}: held-out MPJPE {p['mpjpe_mm']:.2f} mm, "
+                       f"sample/data jitter {p['jitter_ratio']:.3f}")
     model.eval()
     tail = torch.tensor(hist[-100:]).mean(0).tolist()
     return model, time.time() - t0, {k: round(v, 5) for k, v in zip(terms, tail)}
@@ -248,6 +279,12 @@ def main(argv=None) -> None:
     ap.add_argument("--motion-lr", type=float, default=5e-4)
     ap.add_argument("--motion-beta", type=float, default=2e-4, help="KL weight (vs per-frame sums)")
     ap.add_argument("--free-bits", type=float, default=0.0, help="nats per latent dimension not penalised")
+    ap.add_argument("--frame-latent", type=int, default=0,
+                    help="per-frame latent size of the motion VAE (0: a single global code; MotionVAE)")
+    ap.add_argument("--frame-beta", type=float, default=None,
+                    help="KL weight of the per-frame codes (default: --motion-beta)")
+    ap.add_argument("--eval-every", type=int, default=1000,
+                    help="print held-out MPJPE and sample jitter every this many motion steps (0: never)")
     ap.add_argument("--motion-width", type=int, default=128)
     ap.add_argument("--motion-layers", type=int, default=2)
     ap.add_argument("--motion-dropout", type=float, default=0.1)
@@ -337,7 +374,7 @@ def main(argv=None) -> None:
         train_w, owner = windows(feats, 60, args.window_stride)
         motion_w = category_weights([cats[tr[int(o) % len(tr)]] for o in owner], args.max_upweight)
         test_w, _ = windows([clip_features(ds.clips[i].poses, ds.clips[i].root_translation) for i in te], 60, 30)
-        motion_vae, t_motion, motion_loss = train_motion_vae(train_w, motion_w.float(), args, gen)
+        motion_vae, t_motion, motion_loss = train_motion_vae(train_w, motion_w.float(), args, gen, test_w)
         with torch.no_grad():
             def body(f):  # (B, 60, 136) → body rotations (B, 60, 21, 3, 3)
                 return rot6d_to_rotmat(f[..., 6:132].reshape(*f.shape[:2], 21, 6))
@@ -408,6 +445,11 @@ def main(argv=None) -> None:
     pcfg = record["pose_vae"]["config"]
     skipped = (f" {len(ds.skipped)} clips of the tables were left out because their skeleton cannot be retargeted "
                f"yet ({', '.join(sorted(ds.skipped))})." if ds.skipped else "")
+    k = motion_vae.config.get("frame_latent_dim", 0)
+    frame_beta = args.motion_beta if args.frame_beta is None else args.frame_beta
+    frame_codes = f" plus a {k}-d code per frame (N(0, I) prior; z has {motion_vae.latent_dim} numbers)" if k else ""
+    frame_query = " and that frame's projected code" if k else ""
+    frame_kl = f" + {frame_beta}·KL of the frame codes" if k else ""
     md = f"""# Motion priors (`pose_vae.pt`, `motion_vae.pt`)
 
 Open replacements for AvatarCLIP's VPoser and motion VAE (docs/method.md §6, §6.2), trained on CMU mocap by
@@ -443,11 +485,11 @@ frame the pelvis tilt (global orientation without its heading) and the 21 body j
 (rad/s), the root velocity in the heading frame (x, z; m/s) and the root height (m), 136 numbers; decoding
 integrates the rates to the global orientation and a root trajectory (`integrate_root`). Width
 {motion_vae.config['width']}, {motion_vae.config['num_layers']} encoder + {motion_vae.config['num_layers']} decoder layers,
-{motion_vae.config['num_heads']} heads, FF {motion_vae.config['ff_dim']}, GELU; μ/σ query tokens; 256-d latent; decoder queries =
-sinusoidal PE of frames 0…59 plus the projected latent, attending to it. Loss per window (per-frame means): Σ 6D²
+{motion_vae.config['num_heads']} heads, FF {motion_vae.config['ff_dim']}, GELU; μ/σ query tokens; {motion_vae.config['latent_dim']}-d global latent{frame_codes}; decoder queries =
+sinusoidal PE of frames 0…59 plus the projected latent{frame_query}, attending to it. Loss per window (per-frame means): Σ 6D²
 (22 joints) + {args.w_joint}·Σ joint² (m², heading frame, root height included) + {args.w_vel}·Σ joint-velocity² +
 {args.w_acc}·Σ joint-acceleration² (m² per frame², per frame²) + {args.w_root}·Σ standardised root-feature² +
-{args.w_traj}·‖integrated root − true‖² (m²) + {args.motion_beta}·KL (free bits {args.free_bits} nats per dimension);
+{args.w_traj}·‖integrated root − true‖² (m²) + {args.motion_beta}·KL{frame_kl} (free bits {args.free_bits} nats per dimension);
 AdamW lr {args.motion_lr}, batch {args.motion_batch}, {args.motion_steps} steps; {len(train_w)} training windows (stride
 {args.window_stride}, mirrors included, category-balanced), {len(test_w)} held-out windows (stride 30).
 - Held-out MPJPE (posterior mean; body frame: zero global orientation, root fixed, as before):

@@ -9,7 +9,8 @@ gated VPoser and motion VAE (docs/method.md §6, §6.2).
   (`motion_features`: pelvis tilt and the 21 joints in 6D, heading rate, root velocity in the heading frame,
   root height): per-frame linear embedding, two learnable query tokens (μ, log σ²) prepended, sinusoidal
   positional encoding, transformer encoder; the decoder's queries are the positional encodings of frames
-  0…T−1 plus the projected latent, attending to it as the single memory token. 256-d latent. Decoding
+  0…T−1 plus the projected latent, attending to it as the single memory token. 256-d global latent, plus
+  optional per-frame codes added to each frame's query (the shipped prior: 4 per frame). Decoding
   integrates the rates to a global orientation and a root trajectory (`integrate_root`).
 
 Both are built and evaluated by `scripts/build_motion_priors.py`; weights (float16 state dicts) and configs
@@ -227,14 +228,27 @@ class MotionVAE(_RotationVAE):
     layers (`num_heads` heads, FF `ff_dim`, GELU); the two query outputs → Linear(width → latent_dim) = μ, log σ².
     Decoder: memory = Linear(latent_dim → width)(z) (one token); queries = PE of frames 0…T−1 plus the same
     projection of z; TransformerDecoder of the same size; Linear(width → 136).
+
+    With `frame_latent_dim` k > 0 the latent is hierarchical (docs/method.md, Motion priors, "Per-frame
+    latents"): besides the global `latent_dim` code, each frame has a k-d code whose posterior comes from that
+    frame's encoder output (Linear(width → 2k)) and which is added to that frame's decoder query
+    (Linear(k → width)); all codes have the N(0, I) prior. A single global code cannot carry a window's
+    frame-to-frame detail, so its decoder averages it out (over-smooth samples); the frame codes carry it.
+    `z` is the concatenation [global (latent_dim), frame 0 (k), …, frame T−1 (k)], so `self.latent_dim` — the
+    length of z that every caller draws or optimises — is latent_dim + T·k; `config['latent_dim']` is the
+    global part.
     """
 
     def __init__(self, num_frames: int = 60, latent_dim: int = 256, width: int = 128, num_layers: int = 2,
-                 num_heads: int = 4, ff_dim: int = 256, dropout: float = 0.1, fps: float = 30.0):
+                 num_heads: int = 4, ff_dim: int = 256, dropout: float = 0.1, fps: float = 30.0,
+                 frame_latent_dim: int = 0):
         super().__init__()
         self.config = dict(num_frames=num_frames, latent_dim=latent_dim, width=width, num_layers=num_layers,
-                           num_heads=num_heads, ff_dim=ff_dim, dropout=dropout, fps=fps)
-        self.num_frames, self.latent_dim, self.width, self.fps = num_frames, latent_dim, width, fps
+                           num_heads=num_heads, ff_dim=ff_dim, dropout=dropout, fps=fps,
+                           frame_latent_dim=frame_latent_dim)
+        self.num_frames, self.width, self.fps = num_frames, width, fps
+        self.global_dim, self.frame_dim = latent_dim, frame_latent_dim
+        self.latent_dim = latent_dim + num_frames * frame_latent_dim  # the length of z
         d = MOTION_FEATURES
         self.embed = nn.Linear(d, width)
         self.query = nn.Parameter(torch.randn(2, width) * 0.02)
@@ -244,6 +258,9 @@ class MotionVAE(_RotationVAE):
                                              enable_nested_tensor=False)
         self.to_mu, self.to_logvar = nn.Linear(width, latent_dim), nn.Linear(width, latent_dim)
         self.from_latent = nn.Linear(latent_dim, width)
+        if frame_latent_dim:
+            self.to_frame = nn.Linear(width, 2 * frame_latent_dim)  # per-frame (μ, log σ²)
+            self.from_frame = nn.Linear(frame_latent_dim, width)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), num_layers)
         self.out = nn.Linear(width, d)
         self.register_buffer("pe", sinusoidal_encoding(num_frames + 2, width), persistent=False)
@@ -266,7 +283,11 @@ class MotionVAE(_RotationVAE):
         x = self.embed(self.normalise(features.to(self.pe)))
         q = self.query.expand(x.shape[0], -1, -1)
         h = self.encoder(torch.cat([q, x], dim=1) + self.pe[:x.shape[1] + 2])
-        return self.to_mu(h[:, 0]), self.to_logvar(h[:, 1])
+        mu, logvar = self.to_mu(h[:, 0]), self.to_logvar(h[:, 1])
+        if self.frame_dim:
+            f_mu, f_logvar = self.to_frame(h[:, 2:]).chunk(2, dim=-1)  # (B, T, frame_dim) each
+            mu, logvar = torch.cat([mu, f_mu.flatten(1)], 1), torch.cat([logvar, f_logvar.flatten(1)], 1)
+        return mu, logvar
 
     def encode(self, poses: torch.Tensor, root: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """poses (B, T, 22, 3) axis-angle (joint 0 = global orientation; (B, T, 21, 3) = upright, facing +z),
@@ -279,10 +300,14 @@ class MotionVAE(_RotationVAE):
         return self.encode_features(motion_features(poses, root, self.fps))
 
     def decode_features(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) → (B, T, 136) features (raw 6D before Gram–Schmidt, root features in their units).
-        Differentiable w.r.t. z."""
-        mem = self.from_latent(z)[:, None]
+        """z (B, self.latent_dim) → (B, T, 136) features (raw 6D before Gram–Schmidt, root features in their
+        units). Differentiable w.r.t. z. Raises ValueError on a wrong shape."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be (B, {self.latent_dim}), got {tuple(z.shape)}")
+        mem = self.from_latent(z[:, :self.global_dim])[:, None]
         q = self.pe[:self.num_frames] + mem
+        if self.frame_dim:
+            q = q + self.from_frame(z[:, self.global_dim:].reshape(z.shape[0], self.num_frames, self.frame_dim))
         return self.denormalise(self.out(self.decoder(q, mem)))
 
     def decode_rotmat(self, z: torch.Tensor) -> torch.Tensor:
