@@ -165,7 +165,8 @@ class MotionParams(Params):
         fps: frames per second (reference 30; 60 frames = 2 s).
         ease: "interpolate" only. False = constant angular speed between anchors (slerp with linear weights);
             True = smoothstep weights 3t² − 2t³ (slow in/out at every candidate, peak speed 1.5× the linear one).
-        num_iterations: "optimize": Adam steps on the 256-d latent (reference 5000).
+        num_iterations: "optimize": Adam steps on the motion VAE's latent (`latent_dim` numbers:
+            the global code and the per-frame codes; reference 5000).
         lr: "optimize": Adam learning rate (reference 0.01).
         recon_coef: "optimize": weights of the ranked candidates in the reconstruction term (reference
             (1, 0.8, 0.6, 0.4, 0.2)); truncated to the number of candidates (fewer than 5 work).
