@@ -15,7 +15,8 @@ from avatarclip_core.motion.bvh_retarget import DEFAULT_REST_JOINTS as REST
 from avatarclip_core.motion.bvh_retarget import read_bvh, retarget_bvh
 from avatarclip_core.motion.contact import (LEG_JOINTS, align_floor, apply_contact, contact_root, detect_contact,
                                             foot_clearance, lock_feet, two_bone_ik, world_joints)
-from avatarclip_core.motion.metrics import foot_skate, jitter, joint_limit_violations, motion_metrics
+from avatarclip_core.motion.metrics import (foot_skate, jitter, joint_accelerations, joint_limit_violations,
+                                           motion_metrics)
 from avatarclip_core.motion.mocap_data import DEFAULT_DATA
 from avatarclip_core.motion.pose_library import load_pose_library
 
@@ -213,6 +214,8 @@ def test_metrics_on_known_motions():
     accel = still.clone()
     accel[..., 1] += (0.5 * 2.0 * (torch.arange(T, dtype=torch.float64) / FPS) ** 2)[:, None]  # 2 m/s² upwards
     assert jitter(accel, FPS) == pytest.approx(2.0, rel=1e-6)
+    acc = joint_accelerations(accel, FPS)  # the per joint-frame terms jitter averages
+    assert acc.shape == (T - 2, 22) and torch.allclose(acc, torch.full_like(acc, 2.0))
     lo, hi = -torch.ones(21, 3), torch.ones(21, 3)
     bad = torch.zeros(4, 22, 3)
     bad[0, 5, 0] = 2.0

@@ -49,13 +49,19 @@ def floor_figures(joints: torch.Tensor, rest_joints: torch.Tensor) -> dict[str, 
             "max_penetration_cm": float((-c).clamp_min(0).max()) * 100.0}
 
 
+def joint_accelerations(joints: torch.Tensor, fps: float) -> torch.Tensor:
+    """Joint acceleration magnitudes ‖p[t+1] − 2p[t] + p[t−1]‖·fps² (m/s²) of (..., T, J, 3) positions (metres):
+    (..., T − 2, J); empty along the frame axis when T < 3."""
+    acc = joints[..., 2:, :, :] - 2 * joints[..., 1:-1, :, :] + joints[..., :-2, :, :]
+    return acc.norm(dim=-1) * fps * fps
+
+
 def jitter(joints: torch.Tensor, fps: float) -> float:
-    """Mean joint acceleration magnitude ‖p[t+1] − 2p[t] + p[t−1]‖·fps², m/s², over joints and frames of
-    (..., T, J, 3) positions (metres); 0.0 when T < 3."""
+    """Mean of `joint_accelerations` (m/s²) over joints and frames of (..., T, J, 3) positions (metres); 0.0 when
+    T < 3."""
     if joints.shape[-3] < 3:
         return 0.0
-    acc = joints[..., 2:, :, :] - 2 * joints[..., 1:-1, :, :] + joints[..., :-2, :, :]
-    return float(acc.norm(dim=-1).mean()) * fps * fps
+    return float(joint_accelerations(joints, fps).mean())
 
 
 def joint_limit_violations(poses: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> float:
