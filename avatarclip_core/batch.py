@@ -202,16 +202,25 @@ def _schedule(ray, tqdm, rows, confs, root: Path, selected, progress: bool) -> N
             pending[refs[s.folder]] = (row, s.folder)
     bar = tqdm(total=len(pending), desc="batch stages", unit="stage", disable=not progress)
     waiting = list(pending)
-    while waiting:
-        done, waiting = ray.wait(waiting, num_returns=1)
-        row, folder = pending[done[0]]
-        try:
-            row.results[folder] = ray.get(done[0])
-        except Exception as err:  # the worker itself died (out of memory, killed): record it, go on
-            row.results[folder] = {"status": "failed", "stage": folder, "error": _one_line(err)}
-        bar.update(1)
-        bar.set_postfix_str(f"{row.name} {folder} {row.results[folder]['status']}")
-    bar.close()
+    try:
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            row, folder = pending[done[0]]
+            try:
+                row.results[folder] = ray.get(done[0])
+            except Exception as err:  # the worker itself died (out of memory, killed): record it, go on
+                row.results[folder] = {"status": "failed", "stage": folder, "error": _one_line(err)}
+            bar.update(1)
+            bar.set_postfix_str(f"{row.name} {folder} {row.results[folder]['status']}")
+    except KeyboardInterrupt:
+        # Ctrl-C stops the batch now, not after the queued stages: finished stages are on disk (atomic writes,
+        # manifests), a running one is redone from its last checkpoint by the next run of the same command.
+        for ref in waiting:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
 
 
 #: The task result status of a stage the row's configuration leaves out (`Stage.skip_when`, e.g. stage 4 with a
