@@ -34,9 +34,11 @@ def test_batch_on_local_ray_resumes_isolates_failures_and_builds_a_gallery(tmp_p
     cmd = [sys.executable, "-m", "avatarclip_core", "batch", str(prompts), "--run-root", str(root), "--preset", "tiny",
            "--clip", "tiny", "--device", "cpu", "--workers", "2", "--set", f"run.smpl_dir={tmp_path / 'no_smpl'}"]
 
-    # Ctrl-C once about a third of the 18 stages have finished
+    # Ctrl-C once about a third of the 18 stages have finished. The child gets SIGINT's default action back, as in
+    # a terminal: under a background job (`cmd &`, as CI may run us) SIGINT is inherited ignored, and Python then
+    # never raises KeyboardInterrupt.
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     while len(manifests(root)) < 6 and first.poll() is None and time.time() < deadline:
         time.sleep(0.2)
