@@ -17,8 +17,8 @@ retrieval (`PoseParams.azimuths_deg`, …); the reference's per-step N(0, 0.3²)
 
 Motion ("interpolate" | "optimize"):
 * "interpolate" — `interpolate_motion` (slerp through the candidates).
-* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's whole latent (global and per-frame codes), returning the
-  decoded global orientation and root trajectory with the body poses; its renders use
+* "optimize" — `MotionOptimizer` (docs/method.md §6.2 "ours") on the motion VAE's whole latent (global and
+  per-frame codes), returning the decoded global orientation and root trajectory with the body poses; its renders use
   the camera distance, elevation, field of view, colour and background of the run's `PoseParams` (the
   `poses` section), passed explicitly as `pose_params`.
 
